@@ -1,0 +1,327 @@
+"""A dataset is a folder: `dataset.json` (the manifest), `images/` (square PNGs) and `originals/` (as imported).
+
+Every change goes through `Dataset`, which rewrites the manifest atomically, so the CLI, the
+UI and training all see the same state. Originals are kept so a crop can be redone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import shutil
+import time
+import unicodedata
+import zipfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from PIL import Image
+
+from studio.data.decode import (
+    CROP_MODES, DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, PATCH_LAYOUTS, Rejected, decode_image, hamming,
+    perceptual_hash, plan_crops, render_crop,
+)
+from studio.data.sources import iter_payloads
+from studio.errors import UserError
+from studio.workspace import Workspace, validate_name, write_json_atomic
+
+MANIFEST = "dataset.json"
+UNLABELED = "unlabeled"
+DEFAULT_NEAR_DUPLICATE_DISTANCE = 4  # pHash bits; re-encodes and resizes land at 0-2, distinct paintings at ~20+
+
+
+@dataclass
+class CropSettings:
+    """How originals become training images; stored in the manifest and applied to every image."""
+
+    size: int = 256
+    crop: str = "center"
+    patches: int = 4
+    patch_layout: str = "tiled"
+
+    def __post_init__(self) -> None:
+        if self.crop not in CROP_MODES:
+            raise UserError(f"Unknown crop mode {self.crop!r}: choose one of {', '.join(CROP_MODES)}.")
+        if self.patch_layout not in PATCH_LAYOUTS:
+            raise UserError(f"Unknown patch layout {self.patch_layout!r}: choose one of {', '.join(PATCH_LAYOUTS)}.")
+        if not 16 <= self.size <= 1024:
+            raise UserError(f"Image size {self.size} is out of range: choose 16 to 1024 pixels.")
+        if not 1 <= self.patches <= 64:
+            raise UserError(f"Patches per image must be between 1 and 64, not {self.patches}.")
+
+
+@dataclass
+class ImportReport:
+    """What an import did, file by file; `to_json()` is the CLI's `--json` contract."""
+
+    dataset: str
+    imported: list[str] = field(default_factory=list)
+    rejected: list[dict[str, str]] = field(default_factory=list)
+    duplicates: list[dict[str, str]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+class Dataset:
+    """One dataset folder and its manifest."""
+
+    def __init__(self, path: Path, manifest: dict):
+        self.path = path
+        self.manifest = manifest
+
+    # -- opening and listing -------------------------------------------------------------
+    @classmethod
+    def open(cls, ws: Workspace, name: str) -> "Dataset":
+        path = ws.dataset_dir(name)
+        try:
+            manifest = json.loads((path / MANIFEST).read_text())
+        except FileNotFoundError:
+            raise UserError(f"There is no dataset named {name!r}; create it by importing images or with `dataset demo`.") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"The manifest of dataset {name!r} is damaged ({exc}); its images are still in {path}.") from None
+        return cls(path, manifest)
+
+    @classmethod
+    def open_or_create(cls, ws: Workspace, name: str, settings: CropSettings | None = None) -> "Dataset":
+        path = ws.dataset_dir(name)
+        if (path / MANIFEST).exists():
+            ds = cls.open(ws, name)
+            if settings is not None and asdict(settings) != ds.manifest["crop"]:
+                raise UserError(
+                    f"Dataset {name!r} already stores {ds.settings.size} px images with crop {ds.settings.crop!r}; "
+                    "import with its settings, or change them for all images with `dataset recrop`."
+                )
+            return ds
+        now = time.time()
+        ds = cls(path, {"name": name, "version": 1, "created": now, "updated": now,
+                        "crop": asdict(settings or CropSettings()), "images": []})
+        (path / "images").mkdir(parents=True, exist_ok=True)
+        (path / "originals").mkdir(parents=True, exist_ok=True)
+        ds.save()
+        return ds
+
+    @property
+    def name(self) -> str:
+        return self.manifest["name"]
+
+    @property
+    def settings(self) -> CropSettings:
+        return CropSettings(**self.manifest["crop"])
+
+    @property
+    def images(self) -> list[dict]:
+        return self.manifest["images"]
+
+    def counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(img["label"] for img in self.images).items()))
+
+    def image_path(self, entry: dict) -> Path:
+        return self.path / entry["file"]
+
+    def fingerprint(self) -> str:
+        """Changes whenever the training data changes (images, labels or crop settings)."""
+        h = hashlib.sha256(json.dumps(self.manifest["crop"], sort_keys=True).encode())
+        for img in self.images:
+            h.update(f"{img['id']}:{img['label']};".encode())
+        return h.hexdigest()[:16]
+
+    def summary(self) -> dict:
+        return {"dataset": self.name, "images": len(self.images), "counts": self.counts(),
+                "crop": self.manifest["crop"], "path": str(self.path), "fingerprint": self.fingerprint()}
+
+    def save(self) -> None:
+        self.manifest["updated"] = time.time()
+        write_json_atomic(self.path / MANIFEST, self.manifest)
+
+    # -- adding ------------------------------------------------------------------------------
+    def import_paths(self, paths: Iterable[Path], *, label: str | None = None, labels_from_folders: bool = False,
+                     min_side: int = DEFAULT_MIN_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS,
+                     near_duplicate_distance: int = DEFAULT_NEAR_DUPLICATE_DISTANCE) -> ImportReport:
+        """Import files, folders and zips; every file ends up imported, rejected or a duplicate, by name."""
+        if label is not None:
+            label = validate_label(label)
+        report = ImportReport(self.name)
+        by_sha = {img["sha256"]: img for img in self.images}
+        phashes = {int(img["phash"], 16): img for img in self.images}
+        for payload in iter_payloads(list(paths)):
+            if payload.rejected:
+                report.rejected.append({"file": payload.name, "reason": payload.rejected})
+                continue
+            sha = hashlib.sha256(payload.data).hexdigest()
+            if sha in by_sha:
+                report.duplicates.append({"file": payload.name, "duplicate_of": by_sha[sha]["source"], "kind": "exact"})
+                continue
+            try:
+                img = decode_image(payload.data, min_side=min_side, max_pixels=max_pixels)
+            except Rejected as exc:
+                report.rejected.append({"file": payload.name, "reason": str(exc)})
+                continue
+            ph = perceptual_hash(img)
+            near = _nearest(ph, phashes, near_duplicate_distance)
+            if near is not None:
+                report.duplicates.append({"file": payload.name, "duplicate_of": near["source"], "kind": "near"})
+                continue
+            image_label = label or (labels_from_folders and payload.folder_label and _safe_label(payload.folder_label)) or UNLABELED
+            entries = self._add(img, payload.data, payload.name, sha, ph, image_label)
+            by_sha[sha] = phashes[ph] = entries[0]
+            report.imported.append(payload.name)
+        self.save()
+        report.counts = self.counts()
+        return report
+
+    def add_image(self, img: Image.Image, source: str, label: str) -> list[dict]:
+        """Add an in-memory RGB image (e.g. generated demo art); stored as PNG like any original."""
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        data = buf.getvalue()
+        return self._add(img, data, source, hashlib.sha256(data).hexdigest(), perceptual_hash(img), validate_label(label))
+
+    def _add(self, img: Image.Image, data: bytes, source: str, sha: str, ph: int, label: str) -> list[dict]:
+        original = f"originals/{sha[:16]}.{_extension(data)}"
+        (self.path / original).write_bytes(data)
+        entries = []
+        for crop in self._crops(img, sha):
+            entry = {"id": sha[:12] if crop.patch is None else f"{sha[:12]}-p{crop.patch}", "label": label,
+                     "source": source, "original": original, "sha256": sha, "phash": f"{ph:016x}",
+                     "box": list(crop.box), "patch": crop.patch}
+            entry["file"] = f"images/{entry['id']}.png"
+            render_crop(img, crop, self.settings.size).save(self.path / entry["file"])
+            entries.append(entry)
+        self.images.extend(entries)
+        return entries
+
+    def _crops(self, img: Image.Image, sha: str):
+        s = self.settings
+        # Random patches are seeded by the file's hash: re-cropping gives the same patches.
+        return plan_crops(img.width, img.height, size=s.size, crop=s.crop, patches=s.patches,
+                          layout=s.patch_layout, seed=int(sha[:8], 16))
+
+    # -- editing -------------------------------------------------------------------------------
+    def relabel(self, ids: Iterable[str], label: str) -> int:
+        label, wanted = validate_label(label), set(ids)
+        changed = 0
+        for img in self.images:
+            if img["id"] in wanted:
+                img["label"], changed = label, changed + 1
+        self._check_found(wanted, changed)
+        self.save()
+        return changed
+
+    def remove(self, ids: Iterable[str]) -> int:
+        wanted = set(ids)
+        keep = [img for img in self.images if img["id"] not in wanted]
+        removed = [img for img in self.images if img["id"] in wanted]
+        self._check_found(wanted, len(removed))
+        self.manifest["images"] = keep
+        self.save()
+        still_used = {img["original"] for img in keep}
+        for img in removed:
+            self.image_path(img).unlink(missing_ok=True)
+            if img["original"] not in still_used:
+                (self.path / img["original"]).unlink(missing_ok=True)
+        return len(removed)
+
+    def _check_found(self, wanted: set[str], found: int) -> None:
+        if found == 0 and wanted:
+            raise UserError(f"No image in dataset {self.name!r} has the id {sorted(wanted)[0]!r}.")
+
+    def recrop(self, settings: CropSettings) -> int:
+        """Redo every crop from the originals with new settings; each original keeps its (first) label."""
+        firsts: dict[str, dict] = {}
+        for img in self.images:
+            firsts.setdefault(img["sha256"], img)
+        self.manifest["crop"] = asdict(settings)
+        new_images: list[dict] = []
+        staging = self.path / "images.new"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        for sha, first in firsts.items():
+            img = decode_image((self.path / first["original"]).read_bytes(), min_side=1, max_pixels=10**12)
+            for crop in self._crops(img, sha):
+                entry = {**first, "box": list(crop.box), "patch": crop.patch,
+                         "id": sha[:12] if crop.patch is None else f"{sha[:12]}-p{crop.patch}"}
+                entry["file"] = f"images/{entry['id']}.png"
+                render_crop(img, crop, settings.size).save(staging / Path(entry["file"]).name)
+                new_images.append(entry)
+        # Swap folders only after every crop succeeded, so a failure leaves the old dataset intact.
+        old = self.path / "images.old"
+        shutil.rmtree(old, ignore_errors=True)
+        (self.path / "images").rename(old)
+        staging.rename(self.path / "images")
+        self.manifest["images"] = new_images
+        self.save()
+        shutil.rmtree(old, ignore_errors=True)
+        return len(new_images)
+
+    def export_zip(self, out: Path) -> Path:
+        """Write an ImageFolder zip (`label/id.png`) with the manifest, importable with --labels-from-folders."""
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:  # PNGs are already compressed
+            zf.writestr(f"{self.name}/{MANIFEST}", json.dumps(self.manifest, indent=1))
+            for img in self.images:
+                zf.write(self.image_path(img), f"{self.name}/{img['label']}/{img['id']}.png")
+        tmp.replace(out)
+        return out
+
+
+def _extension(data: bytes) -> str:
+    fmt = Image.open(io.BytesIO(data)).format or "bin"
+    return {"JPEG": "jpg", "MPO": "jpg"}.get(fmt, fmt.lower())
+
+
+def _nearest(ph: int, known: dict[int, dict], max_distance: int) -> dict | None:
+    if max_distance <= 0:
+        return None
+    best = min(known, key=lambda k: hamming(ph, k), default=None)
+    return known[best] if best is not None and hamming(ph, best) <= max_distance else None
+
+
+def _safe_label(label: str) -> str:
+    """A folder name as a label: "Pop Art" becomes "Pop_Art", so classes with spaces are not all merged into unlabeled."""
+    ascii_name = unicodedata.normalize("NFKD", label).encode("ascii", "ignore").decode()
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_name).replace("..", "_").strip("._-")[:64]
+    try:
+        return validate_label(safe)
+    except UserError:
+        return UNLABELED
+
+
+def validate_label(label: str) -> str:
+    """Labels become folder names on export, so they follow the same rules as dataset names."""
+    return validate_name(label.strip(), "label")
+
+
+def list_datasets(ws: Workspace) -> list[dict]:
+    """Summaries of every dataset in the workspace, by name; damaged manifests are listed with their error."""
+    out = []
+    for path in sorted(p for p in ws.datasets.iterdir() if (p / MANIFEST).exists()):
+        try:
+            out.append(Dataset.open(ws, path.name).summary())
+        except UserError as exc:
+            out.append({"dataset": path.name, "error": str(exc)})
+    return out
+
+
+def create_demo_dataset(ws: Workspace, name: str, *, per_class: int = 40, seed: int = 0, size: int = 256) -> Dataset:
+    """A dataset of art generated by our own code (studio.data.demo), so the studio works offline."""
+    from studio.data.demo import demo_images
+
+    if not 1 <= per_class <= 500:
+        raise UserError(f"Images per class must be between 1 and 500, not {per_class}.")
+    ds = Dataset.open_or_create(ws, name)
+    if ds.images:
+        raise UserError(f"Dataset {name!r} already exists and is not empty; choose another name for the demo.")
+    ds.manifest["crop"] = asdict(CropSettings(size=size))
+    for label, filename, img in demo_images(per_class=per_class, seed=seed, size=size):
+        ds.add_image(img, f"demo/{filename}", label)
+    ds.manifest["demo"] = {"per_class": per_class, "seed": seed}
+    ds.save()
+    return ds

@@ -1,0 +1,1 @@
+"""The Gradio user interface: one module per tab. The only package that imports gradio."""

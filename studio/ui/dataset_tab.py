@@ -1,0 +1,235 @@
+"""The Dataset tab: upload images/folders/zips, see the gallery with labels, fix labels, remove, re-crop, export.
+
+Handlers are small functions over `studio.data`; every one that changes the dataset returns
+the refreshed view, so the page always shows what is on disk.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Callable
+
+import gradio as gr
+
+from studio.data.dataset import UNLABELED, CropSettings, Dataset, create_demo_dataset, list_datasets
+from studio.data.decode import CROP_MODES, PATCH_LAYOUTS
+from studio.data.demo import DEMO_CLASSES
+from studio.errors import UserError
+from studio.workspace import Workspace
+
+ALL = "(all)"
+
+
+def _user_errors(fn: Callable) -> Callable:
+    """Show a user's mistake as a one-sentence toast instead of an error trace."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+
+    return wrapper
+
+
+def _names(ws: Workspace) -> list[str]:
+    return [d["dataset"] for d in list_datasets(ws)]
+
+
+def _counts_markdown(ds: Dataset) -> str:
+    counts = ds.counts()
+    if not counts:
+        return f"**{ds.name}** is empty: drop images above and press Import."
+    rows = "\n".join(f"| {label} | {n} |" for label, n in counts.items())
+    s = ds.settings
+    return (f"**{ds.name}**: {len(ds.images)} images, {s.size} px, crop `{s.crop}`\n\n"
+            f"| class | images |\n|---|---|\n{rows}")
+
+
+def dataset_view(ws: Workspace, name: str | None, show: str | None = ALL):
+    """Gallery items, the ids behind them, class counts and the label filter, for dataset `name`."""
+    if not name or not (ws.datasets / name / "dataset.json").exists():
+        return [], [], "No dataset selected: type a new name, or create the demo dataset.", gr.update(choices=[ALL], value=ALL)
+    ds = Dataset.open(ws, name)
+    labels = list(ds.counts())
+    show = show if show in labels else ALL
+    shown = [img for img in ds.images if show == ALL or img["label"] == show]
+    items = [(str(ds.image_path(img)), f"{img['label']} · {Path(img['source']).name}") for img in shown]
+    return items, [img["id"] for img in shown], _counts_markdown(ds), gr.update(choices=[ALL, *labels], value=show)
+
+
+def _label_choices(ws: Workspace, name: str | None) -> list[str]:
+    labels = set(DEMO_CLASSES) | {UNLABELED}
+    if name and (ws.datasets / name / "dataset.json").exists():
+        labels |= set(Dataset.open(ws, name).counts())
+    return sorted(labels)
+
+
+def _report_rows(report) -> list[list[str]]:
+    rows = [[item["file"], f"rejected: {item['reason']}"] for item in report.rejected]
+    rows += [[item["file"], f"{item['kind']} duplicate of {item['duplicate_of']} (skipped)"] for item in report.duplicates]
+    return rows
+
+
+def render(ws: Workspace, demo: gr.Blocks) -> None:
+    """Build the tab's components in the current Blocks context and wire their events."""
+    names = _names(ws)
+    with gr.Row(equal_height=True):
+        name = gr.Dropdown(names, value=names[0] if names else None, label="Dataset", allow_custom_value=True,
+                           info="Pick one, or type a new name and import into it.", elem_id="dataset-name", scale=3)
+        demo_btn = gr.Button("Create the demo dataset", elem_id="dataset-demo", scale=1)
+    with gr.Row():
+        with gr.Column(scale=3):
+            uploads = gr.File(label="Drop images or zip files here", file_count="multiple", elem_id="dataset-upload", height=140)
+            with gr.Accordion("…or upload a whole folder", open=False):
+                folder = gr.File(label="Folder", file_count="directory", elem_id="dataset-folder")
+            with gr.Row():
+                label = gr.Dropdown(_label_choices(ws, None), value=None, label="Label for these images",
+                                    allow_custom_value=True, info="Art-movement class; empty = unlabeled.", elem_id="dataset-label")
+                from_folders = gr.Checkbox(label="Sub-folder names are labels", info="For zips of class folders (ImageFolder).")
+            with gr.Accordion("Crop and size", open=False):
+                size = gr.Dropdown([64, 128, 256, 512], value=CropSettings().size, label="Size (px)", elem_id="dataset-size")
+                crop = gr.Radio(list(CROP_MODES), value=CropSettings().crop, label="Crop",
+                                info="center: square crop; pad: whole image, letterboxed; patches: K crops per large painting, keeping brushwork")
+                patches = gr.Slider(1, 16, value=CropSettings().patches, step=1, label="Patches per large painting")
+                layout = gr.Radio(list(PATCH_LAYOUTS), value=CropSettings().patch_layout, label="Patch layout")
+                recrop_btn = gr.Button("Re-crop every image of this dataset with these settings", size="sm")
+            import_btn = gr.Button("Import", variant="primary", elem_id="dataset-import")
+        with gr.Column(scale=2):
+            status = gr.Markdown(elem_id="dataset-status")
+            counts = gr.Markdown(elem_id="dataset-counts")
+            report = gr.Dataframe(headers=["file", "result"], label="Rejected and duplicate files", wrap=True,
+                                  interactive=False, elem_id="dataset-report")
+    with gr.Row():
+        show = gr.Dropdown([ALL], value=ALL, label="Show class", scale=1, elem_id="dataset-show")
+    gallery = gr.Gallery(label="Images (click one to relabel or remove it)", columns=8, height=480, allow_preview=False, fit_columns=False,
+                         object_fit="cover", elem_id="dataset-gallery")
+    shown_ids = gr.State([])
+    selected = gr.State(None)
+    with gr.Row():
+        selected_md = gr.Markdown("Click an image to select it.", elem_id="dataset-selected")
+        new_label = gr.Dropdown(_label_choices(ws, None), value=None, label="New label", allow_custom_value=True, elem_id="dataset-new-label")
+        with gr.Column(min_width=160):
+            relabel_btn = gr.Button("Set label", size="sm", elem_id="dataset-relabel")
+            remove_btn = gr.Button("Remove image", size="sm", variant="stop", elem_id="dataset-remove")
+    with gr.Accordion("Augmentation preview", open=False):
+        gr.Markdown("What the GAN trainers see: DiffAugment transforms applied on the fly to real and generated images.")
+        policy = gr.CheckboxGroup(["color", "translation", "cutout", "flip"], value=["color", "translation", "cutout", "flip"], label="Policy")
+        preview_btn = gr.Button("Preview on 4 images", size="sm", elem_id="dataset-augment")
+        preview = gr.Image(label="Original | augmented", type="pil", interactive=False, elem_id="dataset-augment-preview")
+    with gr.Row():
+        export_btn = gr.Button("Export as zip", elem_id="dataset-export")
+        export_file = gr.File(label="Download", interactive=False, visible=False, elem_id="dataset-export-file")
+
+    view_outputs = [gallery, shown_ids, counts, show]
+
+    @_user_errors
+    def on_import(ds_name, files, folder_files, label_value, folders_flag, size_v, crop_v, patches_v, layout_v, show_v):
+        paths = [Path(p) for p in (files or []) + (folder_files or [])]
+        if not ds_name:
+            raise UserError("Type a name for the dataset first.")
+        if not paths:
+            raise UserError("Drop some images, a folder or a zip file first.")
+        settings = CropSettings(size=int(size_v), crop=crop_v, patches=int(patches_v), patch_layout=layout_v)
+        existing = (ws.dataset_dir(ds_name) / "dataset.json").exists()
+        ds = Dataset.open_or_create(ws, ds_name, None if existing else settings)
+        rep = ds.import_paths(paths, label=label_value or None, labels_from_folders=bool(folders_flag))
+        msg = f"Imported **{len(rep.imported)}** of {len(rep.imported) + len(rep.rejected) + len(rep.duplicates)} files"
+        msg += f"; {len(rep.rejected)} rejected, {len(rep.duplicates)} duplicates (listed on the right)." if rep.rejected or rep.duplicates else "."
+        if not rep.imported:
+            msg = "Nothing was imported: none of the given files is a new, usable image (see the list on the right)."
+        return (msg, _report_rows(rep), gr.update(choices=_names(ws), value=ds_name), None, None,
+                *dataset_view(ws, ds_name, show_v))
+
+    import_btn.click(on_import, [name, uploads, folder, label, from_folders, size, crop, patches, layout, show],
+                     [status, report, name, uploads, folder, *view_outputs])
+
+    @_user_errors
+    def on_demo(ds_name):
+        target = ds_name if ds_name and not (ws.datasets / ds_name / "dataset.json").exists() else _free_name(ws, "demo")
+        ds = create_demo_dataset(ws, target)
+        return (f"Created **{target}**: {len(ds.images)} generated paintings in {len(ds.counts())} classes.", [],
+                gr.update(choices=_names(ws), value=target), *dataset_view(ws, target))
+
+    demo_btn.click(on_demo, [name], [status, report, name, *view_outputs])
+
+    def on_pick(ds_name, show_v):
+        if ds_name and (ws.datasets / ds_name / "dataset.json").exists():
+            s = Dataset.open(ws, ds_name).settings
+            settings = (s.size, s.crop, s.patches, s.patch_layout)
+        else:
+            settings = tuple(gr.update() for _ in range(4))
+        choices = _label_choices(ws, ds_name)
+        return (*dataset_view(ws, ds_name, show_v), *settings, gr.update(choices=choices), gr.update(choices=choices), None,
+                "Click an image to select it.")
+
+    pick_outputs = [*view_outputs, size, crop, patches, layout, label, new_label, selected, selected_md]
+    name.change(on_pick, [name, show], pick_outputs)
+    show.change(lambda n, s: dataset_view(ws, n, s), [name, show], view_outputs)
+    demo.load(lambda: gr.update(choices=_names(ws)), None, [name]).then(on_pick, [name, show], pick_outputs)
+
+    def on_select(ds_name, ids, evt: gr.SelectData):
+        image_id = ids[evt.index] if evt.index is not None and evt.index < len(ids) else None
+        entry = next((img for img in Dataset.open(ws, ds_name).images if img["id"] == image_id), None) if image_id else None
+        if entry is None:
+            return None, "Click an image to select it.", gr.update()
+        return image_id, f"Selected **{Path(entry['source']).name}** (`{image_id}`), label **{entry['label']}**", entry["label"]
+
+    gallery.select(on_select, [name, shown_ids], [selected, selected_md, new_label])
+
+    @_user_errors
+    def on_relabel(ds_name, image_id, label_value, show_v):
+        if not image_id:
+            raise UserError("Click an image in the gallery first.")
+        if not label_value:
+            raise UserError("Choose or type the new label first.")
+        Dataset.open(ws, ds_name).relabel([image_id], label_value)
+        return f"Relabelled `{image_id}` as **{label_value}**.", *dataset_view(ws, ds_name, show_v)
+
+    relabel_btn.click(on_relabel, [name, selected, new_label, show], [selected_md, *view_outputs])
+
+    @_user_errors
+    def on_remove(ds_name, image_id, show_v):
+        if not image_id:
+            raise UserError("Click an image in the gallery first.")
+        Dataset.open(ws, ds_name).remove([image_id])
+        return None, f"Removed `{image_id}`.", *dataset_view(ws, ds_name, show_v)
+
+    remove_btn.click(on_remove, [name, selected, show], [selected, selected_md, *view_outputs])
+
+    @_user_errors
+    def on_recrop(ds_name, size_v, crop_v, patches_v, layout_v, show_v):
+        n = Dataset.open(ws, ds_name).recrop(CropSettings(size=int(size_v), crop=crop_v, patches=int(patches_v), patch_layout=layout_v))
+        return f"Re-cropped from the originals: {n} images.", *dataset_view(ws, ds_name, show_v)
+
+    recrop_btn.click(on_recrop, [name, size, crop, patches, layout, show], [status, *view_outputs])
+
+    @_user_errors
+    def on_preview(ds_name, policy_v):
+        from PIL import Image
+
+        from studio.data.augment import augment_preview
+
+        ds = Dataset.open(ws, ds_name)
+        if not ds.images:
+            raise UserError("The dataset is empty: import images first.")
+        step = max(1, len(ds.images) // 4)
+        images = [Image.open(ds.image_path(img)).convert("RGB") for img in ds.images[::step][:4]]
+        return augment_preview(images, policy=",".join(policy_v) or "none", per_image=4)
+
+    preview_btn.click(on_preview, [name, policy], [preview])
+
+    @_user_errors
+    def on_export(ds_name):
+        return gr.update(value=str(Dataset.open(ws, ds_name).export_zip(ws.exports / f"{ds_name}.zip")), visible=True)
+
+    export_btn.click(on_export, [name], [export_file])
+
+
+def _free_name(ws: Workspace, base: str) -> str:
+    n, candidate = 1, base
+    while (ws.datasets / candidate).exists():
+        n, candidate = n + 1, f"{base}-{n + 1}"
+    return candidate

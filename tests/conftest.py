@@ -1,0 +1,50 @@
+"""Shared fixtures: a throwaway workspace, and test images whose perceptual hashes differ from each other."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from studio.workspace import Workspace
+
+
+def noise_image(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
+    """Random colour blobs plus grain.
+
+    Flat colours all share one perceptual hash; pure per-pixel noise averages out to a grey
+    thumbnail whose hash flips under re-encoding. Blobs (a 6×6 random grid upscaled) give
+    every seed its own hash (16+ bits apart) that survives JPEG and resizing (≤2 bits).
+    """
+    rng = np.random.default_rng(seed)
+    blobs = Image.fromarray((rng.random((6, 6, 3)) * 255).astype(np.uint8)).resize((width, height), Image.Resampling.BICUBIC)
+    grain = rng.integers(-20, 21, (height, width, 3))
+    img = Image.fromarray(np.clip(np.asarray(blobs, dtype=np.int16) + grain, 0, 255).astype(np.uint8))
+    return img if mode == "RGB" else img.convert(mode)
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Workspace:
+    return Workspace.resolve(tmp_path / "ws")
+
+
+@pytest.fixture
+def make_image(tmp_path: Path) -> Callable[..., Path]:
+    """make_image("in/a.png", 96, 80, mode=..., fmt=..., **save_kwargs) writes a noise image and returns its path.
+
+    Each call without an explicit seed uses a new one, so images never collide as duplicates.
+    """
+    seeds = itertools.count(1000)
+
+    def make(rel: str, width: int = 96, height: int = 96, *, seed: int | None = None, mode: str = "RGB",
+             fmt: str | None = None, **save_kwargs) -> Path:
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        noise_image(width, height, next(seeds) if seed is None else seed, mode).save(path, format=fmt, **save_kwargs)
+        return path
+
+    return make
