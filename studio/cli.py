@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from studio.data.dataset import CropSettings, Dataset, create_demo_dataset, list_datasets
+from studio.data.dataset import CropSettings, Dataset, create_demo_dataset, import_into, list_datasets
 from studio.data.decode import CROP_MODES, PATCH_LAYOUTS
 from studio.errors import UserError
 from studio.workspace import Workspace
@@ -88,8 +88,8 @@ def _crop_settings(args: argparse.Namespace, base: CropSettings | None = None) -
 
 
 def cmd_import(args: argparse.Namespace, ws: Workspace) -> int:
-    ds = Dataset.open_or_create(ws, args.name, _crop_settings(args))
-    report = ds.import_paths(args.paths, label=args.label, labels_from_folders=args.labels_from_folders, min_side=args.min_side)
+    ds, report = import_into(ws, args.name, args.paths, settings=_crop_settings(args), label=args.label,
+                             labels_from_folders=args.labels_from_folders, min_side=args.min_side)
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:

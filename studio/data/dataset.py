@@ -92,7 +92,9 @@ class Dataset:
         path = ws.dataset_dir(name)
         if (path / MANIFEST).exists():
             ds = cls.open(ws, name)
-            if settings is not None and asdict(settings) != ds.manifest["crop"]:
+            if settings is not None and not ds.images:
+                ds.manifest["crop"] = asdict(settings)  # nothing stored yet: the new settings simply apply
+            elif settings is not None and asdict(settings) != ds.manifest["crop"]:
                 raise UserError(
                     f"Dataset {name!r} already stores {ds.settings.size} px images with crop {ds.settings.crop!r}; "
                     "import with its settings, or change them for all images with `dataset recrop`."
@@ -270,6 +272,19 @@ class Dataset:
                 zf.write(self.image_path(img), f"{self.name}/{img['label']}/{img['id']}.png")
         tmp.replace(out)
         return out
+
+
+def import_into(ws: Workspace, name: str, paths: Iterable[Path], *, settings: CropSettings | None = None,
+                label: str | None = None, **options) -> tuple[Dataset, ImportReport]:
+    """Import into dataset `name`, creating it if needed; a new dataset that received nothing is not left behind."""
+    if label is not None:
+        validate_label(label)
+    is_new = not (ws.dataset_dir(name) / MANIFEST).exists()
+    ds = Dataset.open_or_create(ws, name, settings)
+    report = ds.import_paths(paths, label=label, **options)
+    if is_new and not ds.images:
+        shutil.rmtree(ds.path, ignore_errors=True)
+    return ds, report
 
 
 def _extension(data: bytes) -> str:

@@ -16,7 +16,8 @@ MAX_FILE_BYTES = 100 * 1024 * 1024  # one image file; larger is almost surely no
 ARCHIVE_SUFFIXES = {".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar"}
 _ZIP_MAGIC = b"PK\x03\x04"
 # Files operating systems leave behind; they are not the user's images, so we skip them without a word.
-_JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
+# Our own export's manifest rides along in its zip; it is not an image either.
+_JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", "dataset.json"}
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Callable
 
 import gradio as gr
 
-from studio.data.dataset import UNLABELED, CropSettings, Dataset, create_demo_dataset, list_datasets
+from studio.data.dataset import UNLABELED, CropSettings, Dataset, create_demo_dataset, import_into, list_datasets
 from studio.data.decode import CROP_MODES, PATCH_LAYOUTS
 from studio.data.demo import DEMO_CLASSES
 from studio.errors import UserError
@@ -133,9 +133,8 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
         if not paths:
             raise UserError("Drop some images, a folder or a zip file first.")
         settings = CropSettings(size=int(size_v), crop=crop_v, patches=int(patches_v), patch_layout=layout_v)
-        existing = (ws.dataset_dir(ds_name) / "dataset.json").exists()
-        ds = Dataset.open_or_create(ws, ds_name, None if existing else settings)
-        rep = ds.import_paths(paths, label=label_value or None, labels_from_folders=bool(folders_flag))
+        _, rep = import_into(ws, ds_name, paths, settings=settings, label=label_value or None,
+                             labels_from_folders=bool(folders_flag))
         msg = f"Imported **{len(rep.imported)}** of {len(rep.imported) + len(rep.rejected) + len(rep.duplicates)} files"
         msg += f"; {len(rep.rejected)} rejected, {len(rep.duplicates)} duplicates (listed on the right)." if rep.rejected or rep.duplicates else "."
         if not rep.imported:
