@@ -1,0 +1,128 @@
+"""The one training loop: step cadence, fixed-seed previews, checkpoints, resume, stop, and truthful status.
+
+A method (studio/methods/*) owns model, loss and optimiser step; this loop owns everything
+around it and writes the run folder (studio/run.py) that the CLI, the UI and tests watch.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Protocol
+
+import torch
+
+from studio.data.augment import image_grid
+from studio.run import RunFolder
+
+STATUS_EVERY_S = 1.0  # status.json is for watchers; once a second is plenty and keeps the step loop lean
+
+
+@dataclass
+class LoopConfig:
+    iters: int = 1000            # total steps of the run; a resumed run continues up to this
+    sample_every: int = 100      # preview grid cadence (step 0 is always sampled)
+    checkpoint_every: int = 500  # also on stop, finish and out-of-memory
+    log_every: int = 1           # metrics.jsonl cadence; logging reads losses back from the device
+
+
+class TrainingMethod(Protocol):
+    """What the loop needs from a method; see studio/methods/bsa.py for one."""
+
+    def train_step(self, step: int) -> dict[str, torch.Tensor]: ...
+    def preview(self) -> tuple[torch.Tensor, int]: ...               # images in [-1, 1], grid row length
+    def state_tensors(self) -> dict[str, torch.Tensor]: ...          # everything a resume needs
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None: ...
+    def checkpoint_meta(self) -> dict[str, Any]: ...
+
+
+ProgressFn = Callable[[int, int, dict[str, float]], None]
+
+
+def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
+    """Flatten an optimiser's per-parameter state into named tensors (safetensors holds no nested dicts)."""
+    out = {}
+    for index, state in opt.state_dict()["state"].items():
+        for key, value in state.items():
+            out[f"{prefix}/{index}/{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return out
+
+
+def load_optimizer_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str) -> None:
+    state_dict = opt.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "/"):
+            index, key = name[len(prefix) + 1:].split("/", 1)
+            state.setdefault(int(index), {})[key] = value
+    state_dict["state"] = state
+    opt.load_state_dict(state_dict)
+
+
+def save_preview(run: RunFolder, method: TrainingMethod, step: int) -> None:
+    images, nrow = method.preview()
+    run.samples_dir.mkdir(parents=True, exist_ok=True)
+    image_grid(images, nrow=nrow).save(run.sample_path(step))
+
+
+def save_checkpoint(run: RunFolder, method: TrainingMethod, step: int) -> None:
+    run.save_checkpoint(method.state_tensors(), {**method.checkpoint_meta(), "step": step})
+
+
+def resume(run: RunFolder, method: TrainingMethod) -> int:
+    """Load the newest checkpoint into `method`; returns its step and trims later metrics."""
+    ckpt = run.load_checkpoint()
+    method.load_state_tensors(ckpt.tensors)
+    step = int(ckpt.meta["step"])
+    run.truncate_metrics(step)
+    run.log(f"resumed from step {step}")
+    return step
+
+
+def train(run: RunFolder, method: TrainingMethod, loop: LoopConfig, *, start_step: int = 0,
+          should_stop: Callable[[], bool] = lambda: False, on_progress: ProgressFn | None = None) -> str:
+    """Run steps start_step..loop.iters; returns the final state (finished, stopped or failed)."""
+    started = time.time()
+    run.write_status("running", step=start_step, total=loop.iters, started=started, error=None, loop=asdict(loop))
+    run.log(f"training from step {start_step} to {loop.iters}")
+    if start_step == 0 and not run.sample_path(0).exists():
+        save_preview(run, method, 0)
+    step, last_status, rate = start_step, 0.0, None
+    try:
+        while step < loop.iters and not should_stop():
+            t = time.perf_counter()
+            losses = method.train_step(step)
+            step += 1
+            if step % loop.log_every == 0 or step == loop.iters:
+                values = {k: float(v) for k, v in losses.items()}
+                run.append_metrics({"step": step, "time": round(time.time() - started, 3), **values})
+                if on_progress:
+                    on_progress(step, loop.iters, values)
+            dt = time.perf_counter() - t
+            rate = 1 / dt if rate is None else 0.9 * rate + 0.1 / max(dt, 1e-9)
+            if step % loop.sample_every == 0 or step == loop.iters:
+                save_preview(run, method, step)
+            if step % loop.checkpoint_every == 0 and step < loop.iters:
+                save_checkpoint(run, method, step)
+            if time.time() - last_status > STATUS_EVERY_S:
+                last_status = time.time()
+                run.write_status("running", step=step, it_per_s=round(rate, 3), eta_s=round((loop.iters - step) / rate, 1))
+    except torch.OutOfMemoryError:
+        # Parameters only change inside optimizer.step(), so what we hold is the last complete step.
+        save_checkpoint(run, method, step)
+        message = (f"Out of memory at step {step}: try a smaller batch or resolution (progress up to here is saved; "
+                   "Continue resumes from it).")
+        run.log(message)
+        run.write_status("failed", step=step, error=message)
+        return "failed"
+    except Exception as exc:
+        run.log(f"failed at step {step}: {type(exc).__name__}: {exc}")
+        run.write_status("failed", step=step, error=f"{type(exc).__name__}: {exc}")
+        raise
+    state = "finished" if step >= loop.iters else "stopped"
+    if state == "stopped" and not run.sample_path(step).exists():
+        save_preview(run, method, step)  # the user stopped to look: show where it got to
+    save_checkpoint(run, method, step)
+    run.log(f"{state} at step {step}")
+    run.write_status(state, step=step, it_per_s=round(rate or 0.0, 3), eta_s=0 if state == "finished" else None)
+    return state

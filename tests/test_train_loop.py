@@ -1,0 +1,136 @@
+"""The shared training loop on a toy method: cadence, run folder, exact resume, stop, damaged checkpoints, out of memory."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from studio.errors import UserError
+from studio.run import RunFolder
+from studio.train import LoopConfig, load_optimizer_tensors, optimizer_tensors, resume, train
+
+
+class ToyMethod:
+    """Fits a 4×4 'image' to a target with Adam and per-step noise from its own generator."""
+
+    def __init__(self, seed: int = 0, oom_at: int | None = None):
+        self.gen = torch.Generator().manual_seed(seed)
+        self.param = torch.nn.Parameter(torch.zeros(1, 3, 4, 4))
+        self.target = torch.linspace(-1, 1, 48).reshape(1, 3, 4, 4)
+        self.opt = torch.optim.Adam([self.param], lr=0.05)
+        self.oom_at = oom_at
+
+    def train_step(self, step):
+        if step == self.oom_at:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        noise = 0.01 * torch.randn(self.param.shape, generator=self.gen)
+        loss = (self.param + noise - self.target).abs().mean()
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return {"loss": loss.detach()}
+
+    def preview(self):
+        return self.param.detach().clamp(-1, 1).repeat(2, 1, 1, 1), 2
+
+    def state_tensors(self):
+        return {"model/param": self.param.detach(), **optimizer_tensors(self.opt, "optim/adam"),
+                "rng/gen": self.gen.get_state()}
+
+    def load_state_tensors(self, tensors):
+        with torch.no_grad():
+            self.param.copy_(tensors["model/param"])
+        load_optimizer_tensors(self.opt, tensors, "optim/adam")
+        self.gen.set_state(tensors["rng/gen"])
+
+    def checkpoint_meta(self):
+        return {"method": "toy"}
+
+
+LOOP = LoopConfig(iters=20, sample_every=5, checkpoint_every=5)
+
+
+def _run(tmp_path, name="run"):
+    run = RunFolder(tmp_path / name)
+    run.write_config({"method": "toy"})
+    return run
+
+
+def test_full_run_writes_the_run_folder(tmp_path):
+    run = _run(tmp_path)
+    assert train(run, ToyMethod(), LOOP) == "finished"
+    metrics = run.read_metrics()
+    assert [m["step"] for m in metrics] == list(range(1, 21))
+    assert metrics[-1]["loss"] < metrics[0]["loss"] / 2
+    assert [p.name for p in run.sample_paths()] == [f"step_{s:06d}.png" for s in (0, 5, 10, 15, 20)]
+    assert Image.open(run.sample_paths()[0]).size[0] > 8
+    status = run.read_status()
+    assert status["state"] == "finished" and status["step"] == 20 and status["error"] is None
+    meta = json.loads((run.checkpoints_dir / "latest.json").read_text())
+    assert meta["step"] == 20 and meta["method"] == "toy"
+    assert (run.checkpoints_dir / "previous.safetensors").exists()
+
+
+def test_stop_then_resume_continues_exactly(tmp_path):
+    straight = ToyMethod()
+    train(_run(tmp_path, "a"), straight, LOOP)
+
+    run = _run(tmp_path, "b")
+    first = ToyMethod()
+    steps = iter(range(100))
+    assert train(run, first, LOOP, should_stop=lambda: next(steps) >= 7) == "stopped"
+    assert run.read_status()["step"] == 7 and run.sample_path(7).exists()
+
+    second = ToyMethod(seed=123)  # a fresh process: all state must come from the checkpoint
+    start = resume(run, second)
+    assert start == 7
+    assert train(run, second, LOOP, start_step=start) == "finished"
+    assert torch.equal(second.param, straight.param)
+    a = [m["loss"] for m in RunFolder(tmp_path / "a").read_metrics()]
+    b = [m["loss"] for m in run.read_metrics()]
+    assert a == b
+
+
+def test_resume_after_a_crash_drops_metrics_past_the_checkpoint(tmp_path):
+    run = _run(tmp_path)
+    method = ToyMethod()
+    with pytest.raises(RuntimeError):
+        train(run, method, LOOP, on_progress=lambda step, total, losses: _crash_at(step, 8))
+    assert run.read_status()["state"] == "failed" and "crash" in run.read_status()["error"]
+    assert max(m["step"] for m in run.read_metrics()) == 8
+    method2 = ToyMethod()
+    start = resume(run, method2)
+    assert start == 5
+    train(run, method2, LOOP, start_step=start)
+    assert [m["step"] for m in run.read_metrics()] == list(range(1, 21))
+
+
+def _crash_at(step, at):
+    if step == at:
+        raise RuntimeError("crash")
+
+
+def test_damaged_latest_checkpoint_falls_back_to_previous(tmp_path):
+    run = _run(tmp_path)
+    train(run, ToyMethod(), LOOP)
+    latest = run.checkpoints_dir / "latest.safetensors"
+    latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])
+    assert resume(run, ToyMethod()) == 15
+    assert "latest.safetensors is damaged" in "\n".join(run.log_tail())
+
+
+def test_no_usable_checkpoint_is_one_sentence(tmp_path):
+    run = _run(tmp_path)
+    with pytest.raises(UserError, match="has no usable checkpoint"):
+        resume(run, ToyMethod())
+
+
+def test_out_of_memory_saves_progress_and_says_what_to_do(tmp_path):
+    run = _run(tmp_path)
+    assert train(run, ToyMethod(oom_at=12), LOOP) == "failed"
+    status = run.read_status()
+    assert status["state"] == "failed" and "smaller batch" in status["error"]
+    assert json.loads((run.checkpoints_dir / "latest.json").read_text())["step"] == 12
