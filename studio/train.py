@@ -39,26 +39,6 @@ class TrainingMethod(Protocol):
 ProgressFn = Callable[[int, int, dict[str, float]], None]
 
 
-def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:
-    """Flatten an optimiser's per-parameter state into named tensors (safetensors holds no nested dicts)."""
-    out = {}
-    for index, state in opt.state_dict()["state"].items():
-        for key, value in state.items():
-            out[f"{prefix}/{index}/{key}"] = value if torch.is_tensor(value) else torch.tensor(value)
-    return out
-
-
-def load_optimizer_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str) -> None:
-    state_dict = opt.state_dict()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, value in tensors.items():
-        if name.startswith(prefix + "/"):
-            index, key = name[len(prefix) + 1:].split("/", 1)
-            state.setdefault(int(index), {})[key] = value
-    state_dict["state"] = state
-    opt.load_state_dict(state_dict)
-
-
 def save_preview(run: RunFolder, method: TrainingMethod, step: int) -> None:
     images, nrow = method.preview()
     run.samples_dir.mkdir(parents=True, exist_ok=True)

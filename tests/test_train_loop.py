@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from studio.errors import UserError
-from studio.run import RunFolder
-from studio.train import LoopConfig, load_optimizer_tensors, optimizer_tensors, resume, train
+from studio.run import RunFolder, load_optimizer_tensors, optimizer_tensors
+from studio.train import LoopConfig, resume, train
 
 
 class ToyMethod:

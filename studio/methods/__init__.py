@@ -1,0 +1,1 @@
+"""Training methods: one module each (model + loss + step), driven by studio.train."""
