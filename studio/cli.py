@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
 from studio.data.dataset import CropSettings, Dataset, create_demo_dataset, import_into, list_datasets
 from studio.data.decode import CROP_MODES, PATCH_LAYOUTS
 from studio.errors import UserError
+from studio.run import RunFolder
 from studio.workspace import Workspace
 
 
@@ -18,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workspace", help="folder for datasets/, runs/, exports/ (default: $STUDIO_WORKSPACE or ./workspace)")
     commands = parser.add_subparsers(dest="command", required=True)
     _add_dataset_commands(commands.add_parser("dataset", help="curate datasets").add_subparsers(dest="action", required=True))
+    _add_train_commands(commands.add_parser("train", help="train a model on a dataset").add_subparsers(dest="method", required=True))
+    _add_sample_command(commands.add_parser("sample", help="generate images from a trained run"))
     return parser
 
 
@@ -155,6 +161,139 @@ def cmd_recrop(args: argparse.Namespace, ws: Workspace) -> int:
     ds = Dataset.open(ws, args.name)
     n = ds.recrop(_crop_settings(args, ds.settings))
     print(f"Re-cropped {ds.name!r}: {n} images at {ds.settings.size} px, crop {ds.settings.crop}.")
+    return 0
+
+
+def _add_config_flags(p: argparse.ArgumentParser, config_cls, skip: tuple[str, ...] = ()) -> None:
+    """One flag per config field (defaults live only in the dataclass; None here means "not given")."""
+    for f in dataclasses.fields(config_cls):
+        if f.name in skip:
+            continue
+        default = f.default
+        kind = {bool: int, type(None): int}.get(type(default), type(default))
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None, help=f"default {default}")
+
+
+def _add_train_commands(sub: argparse._SubParsersAction) -> None:
+    from studio.methods.bsa import BSAConfig, PRESET_TITLES, PRESETS
+
+    p = sub.add_parser("bsa", help="Batch Statistics Adaptation of a pretrained BigGAN-deep")
+    p.add_argument("--dataset", help="dataset name (not needed with --resume)")
+    p.add_argument("--run", required=True, help="run name: the folder under runs/")
+    p.add_argument("--preset", choices=list(PRESETS), help="; ".join(f"{k}: {v}" for k, v in PRESET_TITLES.items()))
+    _add_loop_flags(p)
+    _add_config_flags(p, BSAConfig)
+    p.set_defaults(func=cmd_train)
+
+
+def _add_loop_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--iters", type=int, help="total steps of the run (a resumed run continues up to this)")
+    p.add_argument("--sample-every", type=int, help="preview grid every N steps (step 0 always)")
+    p.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (and on stop)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
+
+
+def _add_sample_command(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True)
+    p.add_argument("--out", required=True, help="FILE.png for a grid, or DIR/ for one PNG per image")
+    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--class", dest="label", help="art-movement class (default: cycle through the run's classes)")
+    p.add_argument("--truncation", type=float, default=0.5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--interpolate", type=int, nargs=2, metavar=("I", "J"), help="between training images I and J")
+    p.add_argument("--frames", type=int, default=8)
+    p.add_argument("--reconstruct", action="store_true", help="the first N training images as the model learned them")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_sample)
+
+
+def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
+    import signal
+
+    from tqdm import tqdm
+
+    from studio.methods import method_module
+    from studio.train import LoopConfig, run_training
+
+    module = method_module(args.method)
+    preset = dict(module.PRESETS.get(args.preset, {})) if args.preset else {}
+    loop_fields = {f.name for f in dataclasses.fields(LoopConfig)}
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(module.CONFIG) if getattr(args, f.name) is not None}
+    loop_given = {k: getattr(args, k) for k in loop_fields if getattr(args, k, None) is not None}
+    if args.resume:
+        if given:
+            raise UserError(f"A resumed run keeps its hyperparameters; only --iters, --sample-every, --checkpoint-every "
+                            f"and --device can change (remove --{next(iter(given)).replace('_', '-')}).")
+        saved_loop = RunFolder(ws.run_dir(args.run)).read_config()["loop"]
+        loop, cfg = LoopConfig(**{**saved_loop, **loop_given}), None
+    else:
+        if not args.dataset:
+            raise UserError("Say which dataset to train on with --dataset NAME.")
+        loop = LoopConfig(**{**{k: v for k, v in preset.items() if k in loop_fields}, **loop_given})
+        cfg = module.CONFIG(**{**{k: v for k, v in preset.items() if k not in loop_fields}, **given})
+
+    stop_requests = []
+
+    def on_signal(signum, frame):
+        if stop_requests and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop_requests.append(signum)
+        print("\nStopping after this step; saving a checkpoint (Ctrl-C again to abort without saving).", file=sys.stderr)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    bars: list = []  # made once the model is loaded, so it times steps, not downloads
+
+    def on_start(step: int) -> None:
+        bars.append(tqdm(total=loop.iters, initial=step, unit="step", dynamic_ncols=True, desc=args.run))
+
+    def on_progress(step: int, total: int, losses: dict[str, float]) -> None:
+        bars[0].set_postfix({k: f"{v:.4f}" for k, v in losses.items() if k in ("loss", "l1")}, refresh=False)
+        bars[0].update(step - bars[0].n)
+
+    state = run_training(ws, method=args.method, run_name=args.run, dataset=args.dataset, cfg=cfg, loop=loop,
+                         device=args.device, resume_run=args.resume, should_stop=lambda: bool(stop_requests),
+                         on_progress=on_progress, on_start=on_start)
+    for bar in bars:
+        bar.close()
+    status = RunFolder(ws.run_dir(args.run)).read_status()
+    if state == "failed":
+        print(f"error: {status.get('error')}", file=sys.stderr)
+        return 1
+    print(f"Run {args.run!r} {state} at step {status.get('step')}: {ws.run_dir(args.run)}")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace, ws: Workspace) -> int:
+    from studio.data.augment import image_grid, to_pil
+    from studio.methods import method_module
+    from studio.train import resolve_device
+
+    run = RunFolder(ws.run_dir(args.run))
+    config = run.read_config()
+    ckpt = run.load_checkpoint()
+    sampler = method_module(config["method"]).load_sampler(ckpt.tensors, ckpt.meta, device=resolve_device(args.device))
+    if args.interpolate:
+        images = sampler.interpolate(*args.interpolate, frames=args.frames)
+    elif args.reconstruct:
+        images = sampler.reconstruct(list(range(min(args.n, len(sampler.latents)))))
+    else:
+        images = sampler.sample(args.n, label=args.label, truncation=args.truncation, seed=args.seed)
+    images = images.float().cpu()
+    out = Path(args.out)
+    if args.out.endswith(("/", os.sep)) or out.is_dir():
+        out.mkdir(parents=True, exist_ok=True)
+        for i, img in enumerate(images):
+            to_pil(img).save(out / f"{i:03d}.png")
+        print(f"Wrote {len(images)} images to {out}/")
+    else:
+        if out.suffix.lower() != ".png":
+            raise UserError(f"--out must be a .png file or a folder ending in '/', not {args.out!r}.")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nrow = args.frames if args.interpolate else max(1, math.ceil(math.sqrt(len(images))))
+        image_grid(images, nrow=nrow).save(out)
+        print(f"Wrote a grid of {len(images)} images to {out}")
     return 0
 
 

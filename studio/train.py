@@ -13,7 +13,9 @@ from typing import Any, Callable, Protocol
 import torch
 
 from studio.data.augment import image_grid
+from studio.errors import UserError
 from studio.run import RunFolder
+from studio.workspace import Workspace
 
 STATUS_EVERY_S = 1.0  # status.json is for watchers; once a second is plenty and keeps the step loop lean
 
@@ -106,3 +108,50 @@ def train(run: RunFolder, method: TrainingMethod, loop: LoopConfig, *, start_ste
     run.log(f"{state} at step {step}")
     run.write_status(state, step=step, it_per_s=round(rate or 0.0, 3), eta_s=0 if state == "finished" else None)
     return state
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu or auto.")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise UserError(f"Unknown device {name!r}: use auto, cpu or cuda.")
+    return torch.device(name)
+
+
+def run_training(ws: Workspace, *, method: str, run_name: str, dataset: str | None, cfg: Any | None, loop: LoopConfig,
+                 device: str = "auto", resume_run: bool = False, should_stop: Callable[[], bool] = lambda: False,
+                 on_progress: ProgressFn | None = None, on_start: Callable[[int], None] | None = None) -> str:
+    """Start a new run (or resume one) of `method` on a dataset; the same path for the CLI, the UI's jobs and tests."""
+    from studio.data.dataset import Dataset
+    from studio.methods import method_module
+
+    module = method_module(method)
+    run = RunFolder(ws.run_dir(run_name))
+    if resume_run:
+        saved = run.read_config()
+        if saved["method"] != method:
+            raise UserError(f"Run {run_name!r} was trained with {saved['method']}, not {method}.")
+        cfg = module.CONFIG.from_dict(saved["config"])
+        dataset = saved["dataset"]
+    elif run.exists():
+        raise UserError(f"Run {run_name!r} already exists: use --resume to continue it, or choose another run name.")
+    ds = Dataset.open(ws, dataset)
+    if resume_run and ds.fingerprint() != saved["dataset_fingerprint"]:
+        raise UserError(f"Dataset {dataset!r} changed since run {run_name!r} started (images or labels differ); "
+                        "start a new run to train on it.")
+    dev = resolve_device(device)
+    config = {"method": method, "dataset": ds.name, "dataset_fingerprint": ds.fingerprint(), "config": asdict(cfg),
+              "loop": asdict(loop), "device": str(dev), "created": saved["created"] if resume_run else time.time()}
+    # Build before writing anything: missing weights or too few images must not leave a half-made run behind.
+    trainer = module.build_trainer(cfg, ds, device=dev, meta={"run": run_name, "dataset": ds.name,
+                                                              "dataset_fingerprint": ds.fingerprint()})
+    run.write_config(config)
+    if run.stop_file.exists():
+        run.stop_file.unlink()  # a stop asked of an earlier process must not end this one
+    start = resume(run, trainer) if resume_run else 0
+    if on_start:
+        on_start(start)
+    return train(run, trainer, loop, start_step=start, on_progress=on_progress,
+                 should_stop=lambda: should_stop() or run.stop_file.exists())

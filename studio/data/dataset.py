@@ -137,6 +137,24 @@ class Dataset:
         return {"dataset": self.name, "images": len(self.images), "counts": self.counts(),
                 "crop": self.manifest["crop"], "path": str(self.path), "fingerprint": self.fingerprint()}
 
+    def load_tensors(self, resolution: int):
+        """All images as one float tensor [N, 3, R, R] in [-1, 1], integer labels, and the sorted class names."""
+        import numpy as np
+        import torch
+
+        if not self.images:
+            raise UserError(f"Dataset {self.name!r} is empty: import images into it first.")
+        classes = sorted(self.counts())
+        arrays = []
+        for img in self.images:
+            pic = Image.open(self.image_path(img)).convert("RGB")
+            if pic.size != (resolution, resolution):
+                pic = pic.resize((resolution, resolution), Image.Resampling.LANCZOS)
+            arrays.append(np.asarray(pic))
+        images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+        labels = torch.tensor([classes.index(img["label"]) for img in self.images], dtype=torch.long)
+        return images, labels, classes
+
     def save(self) -> None:
         self.manifest["updated"] = time.time()
         write_json_atomic(self.path / MANIFEST, self.manifest)

@@ -63,10 +63,13 @@ GROUP_LR = {"latents": 1.0, "hyper-bn": 0.01, "first-affine": 0.01, "scale-shift
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The seed's two tables, exactly; the reference decays lr every 3000 steps, so these never decay.
-    "Symbolic art (seed)": {"iters": 300, "batch": 5, "lr": 0.03, "lr_scale": 0.2},
-    "Abstract art (seed)": {"iters": 100, "batch": 5, "lr": 0.05, "lr_scale": 0.2},
-    "Reference (Noguchi & Harada)": {"iters": 10000, "batch": 5, "lr": 0.05, "lr_scale": 0.2, "lr_step": 3000},
+    "symbolic-seed": {"iters": 300, "batch": 5, "lr": 0.03, "lr_scale": 0.2},
+    "abstract-seed": {"iters": 100, "batch": 5, "lr": 0.05, "lr_scale": 0.2},
+    "reference": {"iters": 10000, "batch": 5, "lr": 0.05, "lr_scale": 0.2, "lr_step": 3000},
 }
+PRESET_TITLES = {"symbolic-seed": "Symbolic art (seed): 100 images, 300 iterations",
+                 "abstract-seed": "Abstract art (seed): 25 images, 100 iterations",
+                 "reference": "Reference (Noguchi & Harada): 10,000 iterations"}
 
 
 def _biggan_batchnorms(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -96,6 +99,7 @@ class BSAAdapter(nn.Module):
         self.adapt = adapt
         self.classes = list(classes)
         self.latents = nn.Parameter(torch.zeros(n_images, cfg.z_dim))
+        self.register_buffer("train_labels", torch.zeros(n_images, dtype=torch.long))  # class of each latent's image
         emb = base.embeddings.weight  # [z_dim, num_classes]
         init = emb[:, class_init] if class_init is not None else emb.mean(dim=1)
         self.class_embed = nn.Parameter(init.detach().clone().repeat(len(self.classes), 1))
@@ -179,8 +183,53 @@ class BSAAdapter(nn.Module):
         cond = torch.cat([z, class_mix @ self.class_embed], dim=1)
         return self.model.generator(cond, self.truncation)
 
+    def class_index(self, label: str | None, n: int) -> torch.Tensor:
+        """Class indices for n images: all `label`, or cycling through every class when None."""
+        if label is None:
+            return torch.arange(n) % len(self.classes)
+        if label not in self.classes:
+            raise UserError(f"This run knows the classes {', '.join(self.classes)}; there is no class {label!r}.")
+        return torch.full((n,), self.classes.index(label))
+
+    @torch.no_grad()
+    def sample(self, n: int, *, label: str | None = None, truncation: float = 0.5, seed: int = 0,
+               truncate: bool = False, batch: int = 16) -> torch.Tensor:
+        """n new images from z ~ N(0, t²) (or truncated to ±t), same seed → same images."""
+        z = sample_latents(n, self.latents.shape[1], truncation, torch.Generator().manual_seed(seed), truncate=truncate)
+        return self._batched(z, self.class_index(label, n), batch)
+
+    @torch.no_grad()
+    def reconstruct(self, indices: list[int] | None = None, batch: int = 16) -> torch.Tensor:
+        """The training images as the model learned them (their learned latents, no noise)."""
+        idx = torch.tensor(indices if indices is not None else range(len(self.latents)))
+        return self._batched(self.latents[idx], self.train_labels[idx], batch)
+
+    @torch.no_grad()
+    def interpolate(self, i: int, j: int, frames: int = 8, batch: int = 16) -> torch.Tensor:
+        """A straight line between the learned latents (and classes) of training images i and j."""
+        n = len(self.latents)
+        if not (0 <= i < n and 0 <= j < n):
+            raise UserError(f"Training image indices must be between 0 and {n - 1}.")
+        t = torch.linspace(0, 1, frames, device=self.latents.device)[:, None]
+        z = (1 - t) * self.latents[i] + t * self.latents[j]
+        labels = self.train_labels
+        mix = (1 - t) * nn.functional.one_hot(labels[i], len(self.classes)) + t * nn.functional.one_hot(labels[j], len(self.classes))
+        return torch.cat([self.generate(z[k:k + batch], class_mix=mix[k:k + batch]) for k in range(0, frames, batch)])
+
+    def _batched(self, z: torch.Tensor, labels: torch.Tensor, batch: int) -> torch.Tensor:
+        z, labels = z.to(self.latents.device), labels.to(self.latents.device)
+        return torch.cat([self.generate(z[k:k + batch], labels[k:k + batch]) for k in range(0, len(z), batch)])
+
     def trainable_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    @classmethod
+    def from_checkpoint(cls, base: nn.Module, tensors: dict[str, torch.Tensor], meta: dict) -> "BSAAdapter":
+        cfg = BSAConfig.from_dict(meta["config"])
+        adapter = cls(base, n_images=meta["n_images"], classes=meta["classes"], adapt=cfg.adapt)
+        adapter.load_state_dict({k[len("adapter/"):]: v for k, v in tensors.items() if k.startswith("adapter/")})
+        adapter.truncation = cfg.bn_truncation
+        return adapter.to(next(base.buffers()).device)
 
 
 def emd_loss(z: torch.Tensor, generator: torch.Generator | None = None, ratio: int = 10) -> torch.Tensor:
@@ -210,6 +259,7 @@ class BSATrainer:
         self.adapter = BSAAdapter(base, n_images=len(images), classes=classes, adapt=cfg.adapt,
                                   class_init=cfg.class_init).to(self.device)
         self.adapter.truncation = cfg.bn_truncation
+        self.adapter.train_labels.copy_(labels)
         self.images, self.labels = images.to(self.device), labels.to(self.device)
         self.perceptual = perceptual
         self.opt = torch.optim.Adam(self.adapter.param_groups(cfg.lr))
@@ -266,3 +316,31 @@ class BSATrainer:
     def checkpoint_meta(self) -> dict[str, Any]:
         return {**self.meta, "method": "bsa", "config": asdict(self.cfg), "classes": self.adapter.classes,
                 "n_images": len(self.images), "trainable_parameters": self.adapter.trainable_count()}
+
+
+MIN_IMAGES = 2  # one image has nothing to adapt "towards" but itself; the seed trains on 25-100
+
+
+def build_trainer(cfg: BSAConfig, dataset, *, device: str | torch.device, meta: dict) -> BSATrainer:
+    """Load the frozen BigGAN and VGG, put the dataset on the device at the model's resolution, and set up BSA."""
+    from studio.models.biggan import load_biggan
+    from studio.models.vgg import load_vgg16
+
+    base = load_biggan(cfg.model, device=device, seed=cfg.seed)
+    images, labels, classes = dataset.load_tensors(base.config.output_dim)
+    if len(images) < MIN_IMAGES:
+        raise UserError(f"BSA needs at least {MIN_IMAGES} images; dataset {dataset.name!r} has {len(images)}.")
+    perceptual = None if cfg.perceptual == "none" else load_vgg16(cfg.perceptual, device=device, seed=cfg.seed)
+    return BSATrainer(cfg, base, images, labels, classes, perceptual=perceptual, device=device,
+                      meta={**meta, "base_model": cfg.model, "resolution": base.config.output_dim})
+
+
+def load_sampler(tensors: dict[str, torch.Tensor], meta: dict, *, device: str | torch.device) -> BSAAdapter:
+    """Rebuild a trained adapter (and its frozen base) from a checkpoint, for sampling."""
+    from studio.models.biggan import load_biggan
+
+    cfg = BSAConfig.from_dict(meta["config"])
+    return BSAAdapter.from_checkpoint(load_biggan(cfg.model, device=device, seed=cfg.seed), tensors, meta)
+
+
+CONFIG = BSAConfig
