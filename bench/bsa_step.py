@@ -50,25 +50,31 @@ def main() -> None:
     p.add_argument("--batch", type=int, nargs="+", default=[5])
     p.add_argument("--adapt", nargs="+", default=["hyper-bn", "scale-shift"])
     p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--perceptual", choices=["none", "vgg16"], default="none", help="vgg16: random-init VGG16 features (same cost)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, default=Path("bench/results/bsa_step.json"))
     args = p.parse_args()
 
     base = build_base(args.model, args.device)
+    perceptual = None
+    if args.perceptual == "vgg16":
+        from studio.models.vgg import VGGFeatures
+
+        perceptual = VGGFeatures().to(args.device).eval().requires_grad_(False)
     res = base.config.output_dim
     rows = []
     for adapt in args.adapt:
         for batch in args.batch:
             images = torch.rand(max(batch, 10), 3, res, res) * 2 - 1
-            cfg = BSAConfig(model=args.model, adapt=adapt, batch=batch, perceptual="none")
+            cfg = BSAConfig(model=args.model, adapt=adapt, batch=batch, perceptual=args.perceptual)
             trainer = BSATrainer(cfg, base, images, torch.zeros(len(images), dtype=torch.long), ["all"],
-                                 perceptual=None, device=args.device)
+                                 perceptual=perceptual, device=args.device)
             times = time_steps(trainer, args.steps, args.device)
             trainer.adapter.detach_hooks()
             med = statistics.median(times)
-            rows.append({"adapt": adapt, "batch": batch, "s_per_step": round(med, 3), "images_per_s": round(batch / med, 2),
+            rows.append({"adapt": adapt, "perceptual": args.perceptual, "batch": batch, "s_per_step": round(med, 3), "images_per_s": round(batch / med, 2),
                          "trainable_params": trainer.adapter.trainable_count(), "steps_timed": len(times)})
-    print(f"BSA step, {args.model}, device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"BSA step, {args.model}, perceptual {args.perceptual}, device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'adapt':12} {'batch':>5} {'s/step':>8} {'img/s':>7} {'trainable':>10}")
     for r in rows:
         print(f"{r['adapt']:12} {r['batch']:5d} {r['s_per_step']:8.3f} {r['images_per_s']:7.2f} {r['trainable_params']:10,d}")

@@ -199,7 +199,8 @@ def _add_sample_command(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="FILE.png for a grid, or DIR/ for one PNG per image")
     p.add_argument("--n", type=int, default=16)
     p.add_argument("--class", dest="label", help="art-movement class (default: cycle through the run's classes)")
-    p.add_argument("--truncation", type=float, default=0.5)
+    p.add_argument("--truncation", type=float, default=0.5, help="z ~ N(0, t²); with --truncated, N(0, 1) cut to ±t")
+    p.add_argument("--truncated", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--interpolate", type=int, nargs=2, metavar=("I", "J"), help="between training images I and J")
     p.add_argument("--frames", type=int, default=8)
@@ -279,7 +280,8 @@ def cmd_sample(args: argparse.Namespace, ws: Workspace) -> int:
     elif args.reconstruct:
         images = sampler.reconstruct(list(range(min(args.n, len(sampler.latents)))))
     else:
-        images = sampler.sample(args.n, label=args.label, truncation=args.truncation, seed=args.seed)
+        images = sampler.sample(args.n, label=args.label, truncation=args.truncation, seed=args.seed,
+                                truncate=args.truncated)
     images = images.float().cpu()
     out = Path(args.out)
     if args.out.endswith(("/", os.sep)) or out.is_dir():

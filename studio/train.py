@@ -133,6 +133,8 @@ def run_training(ws: Workspace, *, method: str, run_name: str, dataset: str | No
         saved = run.read_config()
         if saved["method"] != method:
             raise UserError(f"Run {run_name!r} was trained with {saved['method']}, not {method}.")
+        if dataset not in (None, saved["dataset"]):
+            raise UserError(f"Run {run_name!r} trains on dataset {saved['dataset']!r}; leave out --dataset to resume it.")
         cfg = module.CONFIG.from_dict(saved["config"])
         dataset = saved["dataset"]
     elif run.exists():

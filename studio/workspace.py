@@ -6,9 +6,10 @@ import json
 import os
 import re
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Iterator
 
 from studio.errors import UserError
 
@@ -65,19 +66,25 @@ class Workspace:
         return self.runs / validate_name(name, "run")
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write, fsync, then rename, so a crash or a full disk never leaves a half-written file behind."""
+@contextmanager
+def atomic_writer(path: Path, suffix: str = ".tmp") -> Iterator[BinaryIO]:
+    """Write, fsync, then rename, so a crash or a full disk never leaves a half-written file at `path`."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    with atomic_writer(path) as f:
+        f.write(data)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

@@ -14,7 +14,6 @@ import http.client
 import math
 import os
 import re
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import TYPE_CHECKING, BinaryIO, Literal, Sequence
 import torch
 
 from studio.errors import UserError
-from studio.workspace import validate_name
+from studio.workspace import atomic_writer, validate_name
 
 if TYPE_CHECKING:  # importing the package pulls in boto3 and requests (~1 s): only do it when a model is needed
     from pytorch_pretrained_biggan import BigGAN, BigGANConfig
@@ -174,18 +173,9 @@ def _fetch(url: str, out: BinaryIO, *, progress: bool) -> None:
 
 
 def _download_file(url: str, dest: Path, *, progress: bool) -> None:
-    """Write to a temp file beside `dest`, fsync, then rename: `dest` appears only when complete."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            _fetch(url, out, progress=progress)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """`dest` appears only when the download is complete (temp file, fsync, rename)."""
+    with atomic_writer(dest, suffix=".part") as out:
+        _fetch(url, out, progress=progress)
 
 
 def _hf_download(repo_id: str, folder: Path) -> None:
