@@ -169,21 +169,28 @@ def _add_config_flags(p: argparse.ArgumentParser, config_cls, skip: tuple[str, .
     for f in dataclasses.fields(config_cls):
         if f.name in skip:
             continue
-        default = f.default
-        kind = {bool: int, type(None): int}.get(type(default), type(default))
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None, help=f"default {default}")
+        type_name = str(f.type)  # annotations are strings here ("int | None")
+        kind = int if type_name.startswith("int") else float if type_name.startswith("float") else str
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None, help=f"default {f.default}")
+
+
+TRAIN_HELP = {"bsa": "Batch Statistics Adaptation of a pretrained BigGAN-deep",
+              "cgan": "a class-conditional GAN trained from the small labelled set (cArtGAN), optionally transferred"}
 
 
 def _add_train_commands(sub: argparse._SubParsersAction) -> None:
-    from studio.methods.bsa import BSAConfig, PRESET_TITLES, PRESETS
+    from studio.methods import METHODS, method_module
 
-    p = sub.add_parser("bsa", help="Batch Statistics Adaptation of a pretrained BigGAN-deep")
-    p.add_argument("--dataset", help="dataset name (not needed with --resume)")
-    p.add_argument("--run", required=True, help="run name: the folder under runs/")
-    p.add_argument("--preset", choices=list(PRESETS), help="; ".join(f"{k}: {v}" for k, v in PRESET_TITLES.items()))
-    _add_loop_flags(p)
-    _add_config_flags(p, BSAConfig)
-    p.set_defaults(func=cmd_train)
+    for name in METHODS:
+        module = method_module(name)
+        p = sub.add_parser(name, help=TRAIN_HELP[name])
+        p.add_argument("--dataset", help="dataset name (not needed with --resume)")
+        p.add_argument("--run", required=True, help="run name: the folder under runs/")
+        p.add_argument("--preset", choices=list(module.PRESETS),
+                       help="; ".join(f"{k}: {v}" for k, v in module.PRESET_TITLES.items()))
+        _add_loop_flags(p)
+        _add_config_flags(p, module.CONFIG)
+        p.set_defaults(func=cmd_train)
 
 
 def _add_loop_flags(p: argparse.ArgumentParser) -> None:
@@ -197,14 +204,17 @@ def _add_loop_flags(p: argparse.ArgumentParser) -> None:
 def _add_sample_command(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", required=True)
     p.add_argument("--out", required=True, help="FILE.png for a grid, or DIR/ for one PNG per image")
-    p.add_argument("--n", type=int, default=16)
+    p.add_argument("--n", type=int, default=16, help="images (with --grid: per class)")
     p.add_argument("--class", dest="label", help="art-movement class (default: cycle through the run's classes)")
-    p.add_argument("--truncation", type=float, default=0.5, help="z ~ N(0, t²); with --truncated, N(0, 1) cut to ±t")
-    p.add_argument("--truncated", action="store_true")
+    p.add_argument("--grid", action="store_true", help="a class × seed grid: one row per class, the same seeds in each")
+    p.add_argument("--truncation", type=float, help="latent scale (BSA default 0.5: z ~ N(0, t²); cGAN default 1)")
+    p.add_argument("--truncated", action="store_true", help="BSA: N(0, 1) cut to ±t instead of N(0, t²)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--interpolate", type=int, nargs=2, metavar=("I", "J"), help="between training images I and J")
+    p.add_argument("--interpolate", type=int, nargs=2, metavar=("I", "J"),
+                   help="BSA: between training images I and J; cGAN: between the latents of seeds I and J")
+    p.add_argument("--between-classes", nargs=2, metavar=("A", "B"), help="one latent, class embedding mixed from A to B")
     p.add_argument("--frames", type=int, default=8)
-    p.add_argument("--reconstruct", action="store_true", help="the first N training images as the model learned them")
+    p.add_argument("--reconstruct", action="store_true", help="BSA: the first N training images as the model learned them")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_sample)
 
@@ -231,7 +241,7 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
     else:
         if not args.dataset:
             raise UserError("Say which dataset to train on with --dataset NAME.")
-        loop = LoopConfig(**{**{k: v for k, v in preset.items() if k in loop_fields}, **loop_given})
+        loop = LoopConfig(**{**module.DEFAULT_LOOP, **{k: v for k, v in preset.items() if k in loop_fields}, **loop_given})
         cfg = module.CONFIG(**{**{k: v for k, v in preset.items() if k not in loop_fields}, **given})
 
     stop_requests = []
@@ -275,13 +285,22 @@ def cmd_sample(args: argparse.Namespace, ws: Workspace) -> int:
     config = run.read_config()
     ckpt = run.load_checkpoint()
     sampler = method_module(config["method"]).load_sampler(ckpt.tensors, ckpt.meta, device=resolve_device(args.device))
+    latent = {} if args.truncation is None else {"truncation": args.truncation}
+    nrow = None
     if args.interpolate:
-        images = sampler.interpolate(*args.interpolate, frames=args.frames)
+        images, nrow = sampler.interpolate(*args.interpolate, frames=args.frames), args.frames
+    elif args.between_classes:
+        images, nrow = sampler.interpolate_classes(*args.between_classes, frames=args.frames, seed=args.seed, **latent), args.frames
     elif args.reconstruct:
+        if not hasattr(sampler, "reconstruct"):
+            raise UserError("Only BSA runs learn a latent per training image; --reconstruct needs a BSA run.")
         images = sampler.reconstruct(list(range(min(args.n, len(sampler.latents)))))
+    elif args.grid:
+        images, nrow = sampler.grid(args.n, seed=args.seed, **latent), args.n
     else:
-        images = sampler.sample(args.n, label=args.label, truncation=args.truncation, seed=args.seed,
-                                truncate=args.truncated)
+        if args.truncated:
+            latent["truncate"] = True
+        images = sampler.sample(args.n, label=args.label, seed=args.seed, **latent)
     images = images.float().cpu()
     out = Path(args.out)
     if args.out.endswith(("/", os.sep)) or out.is_dir():
@@ -293,7 +312,7 @@ def cmd_sample(args: argparse.Namespace, ws: Workspace) -> int:
         if out.suffix.lower() != ".png":
             raise UserError(f"--out must be a .png file or a folder ending in '/', not {args.out!r}.")
         out.parent.mkdir(parents=True, exist_ok=True)
-        nrow = args.frames if args.interpolate else max(1, math.ceil(math.sqrt(len(images))))
+        nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
         image_grid(images, nrow=nrow).save(out)
         print(f"Wrote a grid of {len(images)} images to {out}")
     return 0

@@ -147,8 +147,8 @@ def run_training(ws: Workspace, *, method: str, run_name: str, dataset: str | No
     config = {"method": method, "dataset": ds.name, "dataset_fingerprint": ds.fingerprint(), "config": asdict(cfg),
               "loop": asdict(loop), "device": str(dev), "created": saved["created"] if resume_run else time.time()}
     # Build before writing anything: missing weights or too few images must not leave a half-made run behind.
-    trainer = module.build_trainer(cfg, ds, device=dev, meta={"run": run_name, "dataset": ds.name,
-                                                              "dataset_fingerprint": ds.fingerprint()})
+    trainer = module.build_trainer(cfg, ds, device=dev, ws=ws, meta={"run": run_name, "dataset": ds.name,
+                                                                     "dataset_fingerprint": ds.fingerprint()})
     run.write_config(config)
     if run.stop_file.exists():
         run.stop_file.unlink()  # a stop asked of an earlier process must not end this one

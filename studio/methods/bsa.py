@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from studio.errors import UserError
+from studio.methods import class_indices
 from studio.run import load_optimizer_tensors, optimizer_tensors
 
 ADAPT_MODES = ("hyper-bn", "scale-shift")
@@ -184,12 +185,7 @@ class BSAAdapter(nn.Module):
         return self.model.generator(cond, self.truncation)
 
     def class_index(self, label: str | None, n: int) -> torch.Tensor:
-        """Class indices for n images: all `label`, or cycling through every class when None."""
-        if label is None:
-            return torch.arange(n) % len(self.classes)
-        if label not in self.classes:
-            raise UserError(f"This run knows the classes {', '.join(self.classes)}; there is no class {label!r}.")
-        return torch.full((n,), self.classes.index(label))
+        return class_indices(self.classes, label, n)
 
     @torch.no_grad()
     def sample(self, n: int, *, label: str | None = None, truncation: float = 0.5, seed: int = 0,
@@ -197,6 +193,22 @@ class BSAAdapter(nn.Module):
         """n new images from z ~ N(0, t²) (or truncated to ±t), same seed → same images."""
         z = sample_latents(n, self.latents.shape[1], truncation, torch.Generator().manual_seed(seed), truncate=truncate)
         return self._batched(z, self.class_index(label, n), batch)
+
+    @torch.no_grad()
+    def grid(self, per_class: int, *, seed: int = 0, truncation: float = 0.5, batch: int = 16) -> torch.Tensor:
+        """Rows are classes, columns seeds: the same latent in every row shows what the class alone changes."""
+        z = sample_latents(per_class, self.latents.shape[1], truncation, torch.Generator().manual_seed(seed))
+        labels = torch.arange(len(self.classes)).repeat_interleave(per_class)
+        return self._batched(z.repeat(len(self.classes), 1), labels, batch)
+
+    @torch.no_grad()
+    def interpolate_classes(self, a: str, b: str, frames: int = 8, *, seed: int = 0, truncation: float = 0.5) -> torch.Tensor:
+        """One latent, class embedding mixed from class a to class b."""
+        ia, ib = self.class_index(a, 1)[0], self.class_index(b, 1)[0]
+        t = torch.linspace(0, 1, frames, device=self.latents.device)[:, None]
+        mix = (1 - t) * nn.functional.one_hot(ia, len(self.classes)).to(t) + t * nn.functional.one_hot(ib, len(self.classes)).to(t)
+        z = sample_latents(1, self.latents.shape[1], truncation, torch.Generator().manual_seed(seed)).to(t.device)
+        return self.generate(z.repeat(frames, 1), class_mix=mix)
 
     @torch.no_grad()
     def reconstruct(self, indices: list[int] | None = None, batch: int = 16) -> torch.Tensor:
@@ -321,7 +333,7 @@ class BSATrainer:
 MIN_IMAGES = 2  # one image has nothing to adapt "towards" but itself; the seed trains on 25-100
 
 
-def build_trainer(cfg: BSAConfig, dataset, *, device: str | torch.device, meta: dict) -> BSATrainer:
+def build_trainer(cfg: BSAConfig, dataset, *, device: str | torch.device, meta: dict, ws=None) -> BSATrainer:
     """Load the frozen BigGAN and VGG, put the dataset on the device at the model's resolution, and set up BSA."""
     from studio.models.biggan import load_biggan
     from studio.models.vgg import load_vgg16
@@ -344,3 +356,4 @@ def load_sampler(tensors: dict[str, torch.Tensor], meta: dict, *, device: str | 
 
 
 CONFIG = BSAConfig
+DEFAULT_LOOP = {"iters": 1000, "sample_every": 100, "checkpoint_every": 500}

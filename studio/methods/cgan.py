@@ -1,0 +1,252 @@
+"""Class-conditional GAN (cArtGAN) trained from a small labelled set, optionally transferred from an earlier run.
+
+Small-data recipe: hinge loss, spectral norm in D, Adam(β1=0.5), DiffAugment on real and fake
+in both D and G steps, an exponential moving average of G for sampling, optional R1.
+Transfer (the seed's cTransferArtGAN): G's coarse layers and all of D come from the parent run,
+G's coarse layers can stay frozen for the first N steps, label embeddings start afresh.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import nn
+
+from studio.data.augment import diff_augment, parse_policy
+from studio.errors import UserError
+from studio.methods import class_indices
+from studio.models.cgan import CONDITIONINGS, RESOLUTIONS, CGANArch, Discriminator, Generator
+from studio.run import load_optimizer_tensors, optimizer_tensors
+
+ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning")
+
+
+@dataclass
+class CGANConfig:
+    resolution: int = 32
+    batch: int = 32
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    augment: str = "color,translation,cutout"
+    ema: float = 0.999            # G_ema decay; samples come from G_ema
+    ema_start: int = 100          # copy G straight into G_ema before this step: early weights are noise
+    r1: float = 0.0               # R1 gradient penalty weight on real images (0 = off)
+    z_dim: int = 128
+    embed_dim: int = 128
+    g_ch: int = 32
+    d_ch: int = 32
+    conditioning: str = "projection"
+    transfer_from: str | None = None  # parent run name
+    transfer_keep: str = "coarse"     # coarse: G's input + first half of blocks; all: every G layer but the labels
+    freeze_steps: int = 0             # keep transferred G layers frozen this long
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.resolution not in RESOLUTIONS:
+            raise UserError(f"Resolution {self.resolution} is not offered: choose {', '.join(map(str, RESOLUTIONS))}.")
+        if self.conditioning not in CONDITIONINGS:
+            raise UserError(f"Unknown conditioning {self.conditioning!r}: choose {' or '.join(CONDITIONINGS)}.")
+        if self.transfer_keep not in ("coarse", "all"):
+            raise UserError("--transfer-keep must be coarse or all.")
+        if self.batch < 1 or self.lr_g <= 0 or self.lr_d <= 0:
+            raise UserError("Batch size and learning rates must be positive.")
+        parse_policy(self.augment)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CGANConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+    def arch(self, n_classes: int) -> CGANArch:
+        return CGANArch(n_classes=n_classes, **{k: getattr(self, k) for k in ARCH_FIELDS})
+
+
+CONFIG = CGANConfig
+DEFAULT_LOOP = {"iters": 1500, "sample_every": 250, "checkpoint_every": 500}
+PRESETS: dict[str, dict[str, Any]] = {
+    "cpu-32": {"resolution": 32, "iters": 1500, "batch": 32},
+    "gpu-64": {"resolution": 64, "iters": 20000, "batch": 64, "g_ch": 32, "d_ch": 32},
+    "gpu-128": {"resolution": 128, "iters": 40000, "batch": 32, "g_ch": 32, "d_ch": 32},
+}
+PRESET_TITLES = {"cpu-32": "32 px, a few minutes on a CPU", "gpu-64": "64 px on a GPU", "gpu-128": "128 px on a GPU"}
+
+
+class CGANSampler:
+    """Sampling from G_ema: by class, class × seed grids, and interpolation of latents or of class embeddings."""
+
+    def __init__(self, g: Generator, classes: list[str]):
+        self.g, self.classes = g.eval(), list(classes)
+        self.resolution = g.arch.resolution
+
+    def _device(self) -> torch.device:
+        return next(self.g.parameters()).device
+
+    def latents(self, n: int, seed: int, truncation: float = 1.0) -> torch.Tensor:
+        return truncation * torch.randn(n, self.g.arch.z_dim, generator=torch.Generator().manual_seed(seed))
+
+    def class_index(self, label: str | None, n: int) -> torch.Tensor:
+        return class_indices(self.classes, label, n)
+
+    @torch.no_grad()
+    def sample(self, n: int, *, label: str | None = None, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
+        z, y = self.latents(n, seed, truncation), self.class_index(label, n)
+        return self.g(z.to(self._device()), y.to(self._device()))
+
+    @torch.no_grad()
+    def grid(self, per_class: int, *, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
+        """Rows are classes, columns seeds: the same latent in every row shows what the class alone changes."""
+        z = self.latents(per_class, seed, truncation).repeat(len(self.classes), 1)
+        y = torch.arange(len(self.classes)).repeat_interleave(per_class)
+        return self.g(z.to(self._device()), y.to(self._device()))
+
+    @torch.no_grad()
+    def interpolate(self, i: int, j: int, frames: int = 8, *, label: str | None = None) -> torch.Tensor:
+        """Between the latents of seeds i and j, in one class."""
+        t = torch.linspace(0, 1, frames)[:, None]
+        z = (1 - t) * self.latents(1, i) + t * self.latents(1, j)
+        return self.g(z.to(self._device()), self.class_index(label or self.classes[0], frames).to(self._device()))
+
+    @torch.no_grad()
+    def interpolate_classes(self, a: str, b: str, frames: int = 8, *, seed: int = 0) -> torch.Tensor:
+        """One latent, class embedding mixed from class a to class b."""
+        emb = self.g.embed.weight
+        ea, eb = emb[self.class_index(a, 1)[0]], emb[self.class_index(b, 1)[0]]
+        t = torch.linspace(0, 1, frames, device=emb.device)[:, None]
+        z = self.latents(1, seed).repeat(frames, 1).to(self._device())
+        return self.g(z, class_embedding=(1 - t) * ea + t * eb)
+
+
+class CGANTrainer:
+    """The cGAN as a TrainingMethod for studio.train."""
+
+    def __init__(self, cfg: CGANConfig, images: torch.Tensor, labels: torch.Tensor, classes: list[str], *,
+                 device: torch.device | str = "cpu", meta: dict | None = None, parent: tuple[dict, dict] | None = None):
+        self.cfg, self.device, self.meta, self.classes = cfg, torch.device(device), meta or {}, list(classes)
+        torch.manual_seed(cfg.seed)
+        arch = cfg.arch(len(classes))
+        self.g, self.d = Generator(arch).to(self.device), Discriminator(arch).to(self.device)
+        self.frozen: list[nn.Parameter] = []
+        if parent is not None:
+            self._transfer(*parent)
+        self.g_ema = copy.deepcopy(self.g).requires_grad_(False).eval()
+        self.images, self.labels = images.to(self.device), labels.to(self.device)
+        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
+        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
+        self.policy = parse_policy(cfg.augment)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        per_class = max(1, 8 // len(classes)) if len(classes) < 8 else 1
+        self.preview_z = torch.randn(per_class, arch.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1))
+
+    def _transfer(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+        """Copy the parent's layers that carry over; label embeddings are new because the classes are."""
+        g_state = {k[len("g_ema/"):]: v for k, v in tensors.items() if k.startswith("g_ema/")}  # the parent's best G
+        keep = self.g.coarse_modules() if self.cfg.transfer_keep == "coarse" else [m for n, m in self.g.named_children() if n != "embed"]
+        kept_params = {id(p) for m in keep for p in m.parameters()}
+        own = self.g.state_dict()
+        names = {id(p): n for n, p in self.g.named_parameters()}
+        load = {names[i]: g_state[names[i]] for i in kept_params if names[i] in g_state and g_state[names[i]].shape == own[names[i]].shape}
+        self.g.load_state_dict(load, strict=False)
+        d_state = {k[2:]: v for k, v in tensors.items() if k.startswith("d/") and not k.startswith("d/embed.")}
+        self.d.load_state_dict(d_state, strict=False)
+        self.frozen = [p for n, p in self.g.named_parameters() if n in load]
+        self.meta["transfer"] = {"parent_run": meta.get("run"), "parent_classes": meta.get("classes"),
+                                 "kept": sorted(load), "freeze_steps": self.cfg.freeze_steps}
+
+    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+        return diff_augment(x, self.policy, generator=self.gen) if self.policy else x
+
+    def train_step(self, step: int) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        for p in self.frozen:
+            p.requires_grad_(step >= cfg.freeze_steps)
+        idx = torch.randint(len(self.images), (cfg.batch,), generator=self.gen).to(self.device)
+        real, y = self.images[idx], self.labels[idx]
+        z = torch.randn(cfg.batch, cfg.z_dim, generator=self.gen).to(self.device)
+
+        # 1. Discriminator: hinge loss on augmented real and fake.
+        with torch.no_grad():
+            fake = self.g(z, y)
+        real_aug = self._augment(real).requires_grad_(cfg.r1 > 0)
+        d_real, d_fake = self.d(real_aug, y), self.d(self._augment(fake), y)
+        loss_d = nn.functional.relu(1 - d_real).mean() + nn.functional.relu(1 + d_fake).mean()
+        losses = {"d_loss": loss_d.detach(), "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+        if cfg.r1 > 0:
+            (grad,) = torch.autograd.grad(d_real.sum(), real_aug, create_graph=True)
+            r1 = grad.pow(2).flatten(1).sum(1).mean()
+            loss_d = loss_d + cfg.r1 / 2 * r1
+            losses["r1"] = r1.detach()
+        self.opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        self.opt_d.step()
+
+        # 2. Generator: fool D through the same augmentation.
+        fake = self.g(z, y)
+        loss_g = -self.d(self._augment(fake), y).mean()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.opt_g.step()
+        losses["g_loss"] = loss_g.detach()
+
+        # 3. EMA of G's weights.
+        decay = 0.0 if step < cfg.ema_start else cfg.ema
+        with torch.no_grad():
+            for pe, p in zip(self.g_ema.parameters(), self.g.parameters()):
+                pe.lerp_(p, 1 - decay)
+        return losses
+
+    @torch.no_grad()
+    def preview(self) -> tuple[torch.Tensor, int]:
+        """A class × seed grid from G_ema: one row per class, the same latents in every row."""
+        images = CGANSampler(self.g_ema, self.classes).grid(len(self.preview_z), seed=self.cfg.seed + 1)
+        return images.float().cpu(), len(self.preview_z)
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        out = {}
+        for prefix, module in (("g", self.g), ("d", self.d), ("g_ema", self.g_ema)):
+            out.update({f"{prefix}/{k}": v for k, v in module.state_dict().items()})
+        return {**out, **optimizer_tensors(self.opt_g, "optim/g"), **optimizer_tensors(self.opt_d, "optim/d"),
+                "rng/train": self.gen.get_state()}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        for prefix, module in (("g", self.g), ("d", self.d), ("g_ema", self.g_ema)):
+            module.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + "/")})
+        load_optimizer_tensors(self.opt_g, tensors, "optim/g")
+        load_optimizer_tensors(self.opt_d, tensors, "optim/d")
+        self.gen.set_state(tensors["rng/train"])
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        return {**self.meta, "method": "cgan", "config": asdict(self.cfg), "classes": self.classes,
+                "resolution": self.cfg.resolution, "n_images": len(self.images)}
+
+
+def build_trainer(cfg: CGANConfig, dataset, *, device: str | torch.device, meta: dict, ws) -> CGANTrainer:
+    images, labels, classes = dataset.load_tensors(cfg.resolution)
+    parent = _load_parent(ws, cfg) if cfg.transfer_from else None
+    if parent is not None:
+        meta = {**meta, "parent_run": cfg.transfer_from}
+    return CGANTrainer(cfg, images, labels, classes, device=device, meta=meta, parent=parent)
+
+
+def _load_parent(ws, cfg: CGANConfig) -> tuple[dict, dict]:
+    from studio.run import RunFolder
+
+    ckpt = RunFolder(ws.run_dir(cfg.transfer_from)).load_checkpoint()
+    if ckpt.meta.get("method") != "cgan":
+        raise UserError(f"Run {cfg.transfer_from!r} is not a cGAN run; transfer needs a cGAN checkpoint.")
+    parent_cfg = CGANConfig.from_dict(ckpt.meta["config"])
+    differ = [f for f in ARCH_FIELDS if getattr(parent_cfg, f) != getattr(cfg, f)]
+    if differ:
+        raise UserError(f"Run {cfg.transfer_from!r} has a different architecture ({', '.join(differ)}); "
+                        f"use its settings: " + ", ".join(f"{f}={getattr(parent_cfg, f)}" for f in differ) + ".")
+    return ckpt.tensors, ckpt.meta
+
+
+def load_sampler(tensors: dict[str, torch.Tensor], meta: dict, *, device: str | torch.device) -> CGANSampler:
+    cfg = CGANConfig.from_dict(meta["config"])
+    g = Generator(cfg.arch(len(meta["classes"])))
+    g.load_state_dict({k[len("g_ema/"):]: v for k, v in tensors.items() if k.startswith("g_ema/")})
+    return CGANSampler(g.to(device).requires_grad_(False), meta["classes"])

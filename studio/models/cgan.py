@@ -1,0 +1,115 @@
+"""Class-conditional GAN networks for small art datasets (cArtGAN's idea, built for 32-128 px on a CPU).
+
+Generator: z and the class embedding → 4×4 → (nearest up, 3×3 conv, pixel norm, class FiLM, leaky ReLU)
+per octave → RGB. No batch norm: samples do not depend on what else is in the batch, and the
+EMA copy needs no running statistics. Class interpolation mixes label embeddings.
+
+Discriminator: spectral-normalised strided convs, conditioned either by **projection**
+(Miyato & Koyama 2018: ⟨embed(y), features⟩ added to the score) or by the seed's **concat**
+(the label as an extra input channel).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils import spectral_norm
+
+RESOLUTIONS = (32, 64, 128)
+CONDITIONINGS = ("projection", "concat")
+
+
+@dataclass(frozen=True)
+class CGANArch:
+    resolution: int = 32
+    n_classes: int = 1
+    z_dim: int = 128
+    embed_dim: int = 128
+    g_ch: int = 32              # generator width at full resolution; doubles per octave down, capped at 8×
+    d_ch: int = 32              # discriminator width at full resolution
+    conditioning: str = "projection"
+
+    @property
+    def octaves(self) -> int:
+        return int(math.log2(self.resolution // 4))
+
+    def width(self, base: int, octave_from_top: int) -> int:
+        return base * min(2 ** octave_from_top, 8)
+
+
+class PixelNorm(nn.Module):
+    """Normalise each pixel's feature vector to unit RMS (ProGAN): keeps scales in check without batch statistics."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+class GBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, embed_dim: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, padding=1)
+        self.norm = PixelNorm()
+        self.film = nn.Linear(embed_dim, 2 * cout)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)  # starts as the identity: classes separate as training needs
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        x = self.norm(self.conv(nn.functional.interpolate(x, scale_factor=2, mode="nearest")))
+        gamma, beta = self.film(c)[:, :, None, None].chunk(2, dim=1)
+        return nn.functional.leaky_relu(x * (1 + gamma) + beta, 0.2)
+
+
+class Generator(nn.Module):
+    def __init__(self, arch: CGANArch):
+        super().__init__()
+        self.arch = arch
+        top = arch.width(arch.g_ch, arch.octaves)
+        self.embed = nn.Embedding(arch.n_classes, arch.embed_dim)
+        self.input = nn.Linear(arch.z_dim + arch.embed_dim, top * 16)
+        widths = [arch.width(arch.g_ch, arch.octaves - i) for i in range(arch.octaves + 1)]
+        self.blocks = nn.ModuleList(GBlock(widths[i], widths[i + 1], arch.embed_dim) for i in range(arch.octaves))
+        self.to_rgb = nn.Conv2d(widths[-1], 3, 3, padding=1)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None, class_embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """Images in [-1, 1]; condition on labels `y`, or directly on (mixed) class embeddings."""
+        c = self.embed(y) if class_embedding is None else class_embedding
+        x = self.input(torch.cat([z, c], dim=1)).view(len(z), -1, 4, 4)
+        x = nn.functional.leaky_relu(PixelNorm()(x), 0.2)
+        for block in self.blocks:
+            x = block(x, c)
+        return torch.tanh(self.to_rgb(x))
+
+    def coarse_modules(self) -> list[nn.Module]:
+        """Input layer and the first half of the blocks: composition, not texture; what transfer keeps."""
+        return [self.input, *self.blocks[: (len(self.blocks) + 1) // 2]]
+
+
+class Discriminator(nn.Module):
+    def __init__(self, arch: CGANArch):
+        super().__init__()
+        self.arch = arch
+        in_ch = 3 + (1 if arch.conditioning == "concat" else 0)
+        layers: list[nn.Module] = [spectral_norm(nn.Conv2d(in_ch, arch.d_ch, 3, padding=1)), nn.LeakyReLU(0.2)]
+        cin = arch.d_ch
+        for octave in range(1, arch.octaves + 1):
+            cout = arch.width(arch.d_ch, octave)
+            layers += [spectral_norm(nn.Conv2d(cin, cout, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.score = spectral_norm(nn.Linear(cin, 1))
+        if arch.conditioning == "projection":
+            self.embed = spectral_norm(nn.Embedding(arch.n_classes, cin))
+        else:
+            self.embed = nn.Embedding(arch.n_classes, arch.resolution ** 2)  # the seed's label channel
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.arch.conditioning == "concat":
+            x = torch.cat([x, self.embed(y).view(len(x), 1, *x.shape[2:])], dim=1)
+        h = self.features(x).sum(dim=(2, 3))
+        out = self.score(h).squeeze(1)
+        if self.arch.conditioning == "projection":
+            out = out + (self.embed(y) * h).sum(dim=1)
+        return out

@@ -1,0 +1,153 @@
+"""The class-conditional GAN: networks at every resolution, a training step, EMA, exact resume, transfer, sampling, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from studio.cli import main
+from studio.errors import UserError
+from studio.methods.cgan import CGANConfig, CGANSampler, CGANTrainer, load_sampler
+from studio.models.cgan import CGANArch, Discriminator, Generator
+from studio.run import RunFolder
+from studio.train import LoopConfig, resume, train
+
+SMALL = dict(g_ch=4, d_ch=4, z_dim=16, embed_dim=8, batch=6)
+
+
+@pytest.mark.parametrize("resolution", [32, 64, 128])
+@pytest.mark.parametrize("conditioning", ["projection", "concat"])
+def test_networks_at_every_resolution(resolution, conditioning):
+    arch = CGANArch(resolution=resolution, n_classes=3, z_dim=16, embed_dim=8, g_ch=4, d_ch=4, conditioning=conditioning)
+    g, d = Generator(arch), Discriminator(arch)
+    y = torch.tensor([0, 2])
+    x = g(torch.randn(2, 16), y)
+    assert x.shape == (2, 3, resolution, resolution) and x.abs().max() <= 1
+    assert d(x, y).shape == (2,)
+
+
+def _data(n=12, res=32):
+    g = torch.Generator().manual_seed(0)
+    images = torch.nn.functional.interpolate(torch.rand(n, 3, 4, 4, generator=g) * 2 - 1, size=res, mode="nearest")
+    return images, torch.arange(n) % 3
+
+
+def _trainer(seed=0, **overrides):
+    images, labels = _data()
+    return CGANTrainer(CGANConfig(seed=seed, **{**SMALL, **overrides}), images, labels, ["a", "b", "c"])
+
+
+def test_a_step_trains_g_and_d_and_ema_follows():
+    t = _trainer(ema_start=0, ema=0.5)
+    g0 = [p.clone() for p in t.g.parameters()]
+    d0 = [p.clone() for p in t.d.parameters()]
+    losses = t.train_step(0)
+    assert set(losses) >= {"d_loss", "g_loss", "d_real", "d_fake"}
+    assert any(not torch.equal(a, b) for a, b in zip(g0, t.g.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(d0, t.d.parameters()))
+    for pe, p, p0 in zip(t.g_ema.parameters(), t.g.parameters(), g0):
+        assert torch.allclose(pe, 0.5 * p0 + 0.5 * p)
+
+
+def test_r1_penalty_is_logged_when_on():
+    assert "r1" in _trainer(r1=1.0).train_step(0)
+    assert "r1" not in _trainer().train_step(0)
+
+
+def test_stop_and_resume_is_exact(tmp_path):
+    loop = LoopConfig(iters=8, sample_every=4, checkpoint_every=4)
+    straight = _trainer()
+    train(RunFolder(tmp_path / "a"), straight, loop)
+    run = RunFolder(tmp_path / "b")
+    calls = iter(range(100))
+    train(run, _trainer(), loop, should_stop=lambda: next(calls) >= 3)
+    again = _trainer(seed=5)
+    again.cfg = straight.cfg
+    train(run, again, loop, start_step=resume(run, again))
+    for a, b in zip(straight.g_ema.state_dict().values(), again.g_ema.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_sampler_grid_is_class_by_seed_and_deterministic():
+    t = _trainer()
+    sampler = CGANSampler(t.g_ema, t.classes)
+    grid = sampler.grid(2, seed=1)
+    assert grid.shape == (6, 3, 32, 32)
+    assert torch.equal(grid, sampler.grid(2, seed=1))
+    assert torch.equal(grid[2:4], sampler.sample(2, label="b", seed=1))  # row b = the same seeds, class b
+    mix = sampler.interpolate_classes("a", "c", frames=5, seed=3)
+    assert torch.allclose(mix[0], sampler.sample(1, label="a", seed=3)[0], atol=1e-6)
+    assert torch.allclose(mix[-1], sampler.sample(1, label="c", seed=3)[0], atol=1e-6)
+    with pytest.raises(UserError, match="no class 'z'"):
+        sampler.sample(1, label="z")
+
+
+def _cli(ws, *argv):
+    return main(["--workspace", str(ws), *argv])
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    ws = tmp_path_factory.mktemp("ws")
+    assert _cli(ws, "dataset", "demo", "demo", "--per-class", "4", "--size", "32") == 0
+    return ws
+
+
+FLAGS = ["--g-ch", "4", "--d-ch", "4", "--z-dim", "16", "--embed-dim", "8", "--batch", "6", "--sample-every", "3"]
+
+
+def test_cli_train_and_sample(ws, tmp_path):
+    assert _cli(ws, "train", "cgan", "--dataset", "demo", "--run", "parent", "--iters", "6", *FLAGS) == 0
+    run = RunFolder(ws / "runs" / "parent")
+    assert [p.name for p in run.sample_paths()] == ["step_000000.png", "step_000003.png", "step_000006.png"]
+    assert [m["step"] for m in run.read_metrics()] == list(range(1, 7))
+    assert _cli(ws, "sample", "--run", "parent", "--out", str(tmp_path / "g.png"), "--grid", "--n", "2") == 0
+    assert _cli(ws, "sample", "--run", "parent", "--out", f"{tmp_path}/each/", "--n", "3", "--class", "islamic") == 0
+    assert len(list((tmp_path / "each").iterdir())) == 3
+    assert _cli(ws, "sample", "--run", "parent", "--out", str(tmp_path / "r.png"), "--reconstruct") == 2
+
+
+def test_transfer_keeps_coarse_layers_freezes_them_and_records_the_parent(ws):
+    if not (ws / "runs" / "parent").exists():
+        assert _cli(ws, "train", "cgan", "--dataset", "demo", "--run", "parent", "--iters", "6", *FLAGS) == 0
+    # A new class set: two of the demo's images relabelled as one new class.
+    assert _cli(ws, "dataset", "export", "demo", str(ws / "demo.zip")) == 0
+    assert _cli(ws, "dataset", "import", "other", str(ws / "demo.zip"), "--label", "mosaic", "--size", "32",
+                "--min-side", "16") == 0
+    assert _cli(ws, "train", "cgan", "--dataset", "other", "--run", "child", "--iters", "4", *FLAGS,
+                "--transfer-from", "parent", "--freeze-steps", "2") == 0
+    child = RunFolder(ws / "runs" / "child")
+    meta = json.loads((child.checkpoints_dir / "latest.json").read_text())
+    assert meta["parent_run"] == "parent" and meta["classes"] == ["mosaic"]
+    assert meta["transfer"]["parent_classes"] == ["abstract", "geometric", "islamic"]
+    assert "input.weight" in meta["transfer"]["kept"] and not any(k.startswith("embed") for k in meta["transfer"]["kept"])
+
+
+def test_transfer_needs_a_compatible_cgan_parent(ws):
+    if not (ws / "runs" / "parent").exists():
+        assert _cli(ws, "train", "cgan", "--dataset", "demo", "--run", "parent", "--iters", "6", *FLAGS) == 0
+    flags = [f for f in FLAGS]
+    flags[flags.index("--g-ch") + 1] = "8"
+    assert _cli(ws, "train", "cgan", "--dataset", "demo", "--run", "bad", "--iters", "2", *flags, "--transfer-from", "parent") == 2
+    assert not (ws / "runs" / "bad").exists()
+
+
+def test_transferred_layers_stay_frozen_for_freeze_steps(tmp_path):
+    parent = _trainer()
+    train(RunFolder(tmp_path / "p"), parent, LoopConfig(iters=3, sample_every=3, checkpoint_every=3))
+    ckpt = RunFolder(tmp_path / "p").load_checkpoint()
+    images, _ = _data()
+    cfg = CGANConfig(**SMALL, transfer_from="p", freeze_steps=2)
+    child = CGANTrainer(cfg, images, torch.zeros(len(images), dtype=torch.long), ["new"], parent=(ckpt.tensors, ckpt.meta))
+    kept = child.meta["transfer"]["kept"]
+    assert "input.weight" in kept and "embed.weight" not in kept and "to_rgb.weight" not in kept
+    assert torch.equal(child.g.state_dict()["input.weight"], ckpt.tensors["g_ema/input.weight"])
+    assert torch.equal(child.d.state_dict()["score.weight_orig"], ckpt.tensors["d/score.weight_orig"])
+    before = child.g.input.weight.clone()
+    child.train_step(0)
+    child.train_step(1)
+    assert torch.equal(child.g.input.weight, before)
+    child.train_step(2)
+    assert not torch.equal(child.g.input.weight, before)
