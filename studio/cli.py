@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_commands(commands.add_parser("dataset", help="curate datasets").add_subparsers(dest="action", required=True))
     _add_train_commands(commands.add_parser("train", help="train a model on a dataset").add_subparsers(dest="method", required=True))
     _add_sample_command(commands.add_parser("sample", help="generate images from a trained run"))
+    _add_evaluate_command(commands.add_parser("evaluate", help="measure a run: class fidelity, diversity, precision and recall"))
     return parser
 
 
@@ -164,11 +165,9 @@ def cmd_recrop(args: argparse.Namespace, ws: Workspace) -> int:
     return 0
 
 
-def _add_config_flags(p: argparse.ArgumentParser, config_cls, skip: tuple[str, ...] = ()) -> None:
+def _add_config_flags(p: argparse.ArgumentParser, config_cls) -> None:
     """One flag per config field (defaults live only in the dataclass; None here means "not given")."""
     for f in dataclasses.fields(config_cls):
-        if f.name in skip:
-            continue
         type_name = str(f.type)  # annotations are strings here ("int | None")
         kind = int if type_name.startswith("int") else float if type_name.startswith("float") else str
         p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None, help=f"default {f.default}")
@@ -217,6 +216,16 @@ def _add_sample_command(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reconstruct", action="store_true", help="BSA: the first N training images as the model learned them")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_sample)
+
+
+def _add_evaluate_command(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", required=True)
+    p.add_argument("--dataset", help="real images to compare with (default: the dataset the run trained on)")
+    p.add_argument("--n", type=int, default=200, help="samples in all, split evenly over the run's classes")
+    p.add_argument("--seed", type=int, default=0, help="seeds the samples and the judge; compare runs at the same seed")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_evaluate)
 
 
 def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
@@ -316,6 +325,57 @@ def cmd_sample(args: argparse.Namespace, ws: Workspace) -> int:
         image_grid(images, nrow=nrow).save(out)
         print(f"Wrote a grid of {len(images)} images to {out}")
     return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, ws: Workspace) -> int:
+    import time
+
+    from studio.methods import method_module
+    from studio.metrics import evaluate_sampler
+    from studio.train import resolve_device
+    from studio.workspace import write_json_atomic
+
+    run = RunFolder(ws.run_dir(args.run))
+    config = run.read_config()
+    ckpt = run.load_checkpoint()
+    device = resolve_device(args.device)
+    sampler = method_module(config["method"]).load_sampler(ckpt.tensors, ckpt.meta, device=device)
+    dataset = args.dataset or config["dataset"]
+    resolution = ckpt.meta.get("resolution") or sampler.sample(1, label=None, seed=0).shape[-1]
+    images, labels, classes = Dataset.open(ws, dataset).load_tensors(resolution)
+    start = time.perf_counter()
+    result = evaluate_sampler(sampler, images, labels, classes, n=args.n, seed=args.seed, device=device)
+    report = {"run": run.name, "step": ckpt.meta.get("step"), "dataset": dataset, "seed": args.seed, **result,
+              "seconds": round(time.perf_counter() - start, 1)}
+    write_json_atomic(run.path / "eval.json", report)
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    judge = report["classifier"]
+    acc = judge["heldout_accuracy"]
+    print(f"Run {run.name!r} at step {report['step']} against {dataset!r}: {report['n_samples']} samples at "
+          f"{report['resolution']} px, seed {args.seed}.")
+    print(judge.get("note") or f"Judge: a CNN trained on {judge['train_images']} real images, held-out accuracy "
+          + (f"{acc:.2f} on {judge['heldout_images']}" if acc is not None else "unknown (too few images to hold any out)")
+          + f" (chance {report['chance']:.2f}).")
+    columns = ("fidelity", "diversity", "precision", "recall", "density", "coverage")
+    print(f"{'class':16}" + "".join(f"{c:>10}" for c in columns))
+    for c in [*report["classes"], "mean"]:
+        diversity = report["diversity"]["mean_ratio" if c == "mean" else c]
+        values = [report["fidelity"][c], diversity if c == "mean" else diversity["ratio"],
+                  *(report[m][c] for m in columns[2:])]
+        print(f"{c:16}" + "".join(_cell(v) for v in values))
+    print(f"fidelity: share of a class's samples the judge assigns to that class (chance {report['chance']:.2f}).")
+    print("diversity: spread of the samples / spread of the real images of the class (below 0.5: mode collapse).")
+    print(f"precision: share of samples that fall among real images (realism; k={report['k']} nearest neighbours).")
+    print("recall: share of real images that some sample falls near (coverage of the real variety).")
+    print("density, coverage: the same, robust to a few outlying real images (density ~1 when samples sit like real ones).")
+    print(f"Comparable between runs on the same dataset and seed only. Wrote {run.path / 'eval.json'}")
+    return 0
+
+
+def _cell(value: float | None) -> str:
+    return f"{value:10.2f}" if value is not None else f"{'-':>10}"
 
 
 def _fmt_counts(counts: dict[str, int]) -> str:

@@ -1,0 +1,154 @@
+"""studio.metrics on cases whose answer is known: real images as "samples", wrong classes, collapse, noise,
+point clouds; and `python -m studio evaluate` on a tiny BSA run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from studio.cli import main
+from studio.data.augment import to_tensor
+from studio.data.demo import DEMO_CLASSES, demo_images
+from studio.errors import UserError
+from studio.metrics import density_coverage, evaluate_sampler, precision_recall, train_classifier
+
+REAL_PER_CLASS, POOL_PER_CLASS = 20, 10
+N = 3 * POOL_PER_CLASS
+
+
+class PoolSampler:
+    """A stand-in generator that returns images from a fixed pool per class (seeded order, cycling)."""
+
+    def __init__(self, pools: dict[str, torch.Tensor]):
+        self.pools = pools
+        self.classes = list(pools)
+
+    def sample(self, n: int, *, label: str | None = None, seed: int = 0, **_) -> torch.Tensor:
+        pool = self.pools[label]
+        order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
+        return pool[order.repeat(math.ceil(n / len(pool)))[:n]]
+
+
+class NoiseSampler:
+    classes = list(DEMO_CLASSES)
+
+    def sample(self, n: int, *, label: str | None = None, seed: int = 0, **_) -> torch.Tensor:
+        return torch.rand(n, 3, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+@pytest.fixture(scope="module")
+def demo():
+    """Demo art at 32 px: the first 20 per class are the real set, the other 10 a pool the judge never sees."""
+    per = REAL_PER_CLASS + POOL_PER_CLASS
+    items = list(demo_images(per_class=per, size=32))
+    x = torch.stack([to_tensor(img) for _, _, img in items])
+    y = torch.tensor([DEMO_CLASSES.index(label) for label, _, _ in items])
+    is_real = torch.arange(len(x)) % per < REAL_PER_CLASS
+    pools = {c: x[~is_real & (y == i)] for i, c in enumerate(DEMO_CLASSES)}
+    judge = train_classifier(x[is_real], y[is_real], len(DEMO_CLASSES), seed=0)
+    return x[is_real], y[is_real], pools, judge
+
+
+def evaluate(demo, sampler) -> dict:
+    real, labels, _, judge = demo
+    return evaluate_sampler(sampler, real, labels, list(DEMO_CLASSES), n=N, seed=0, classifier=judge)
+
+
+def test_judge_generalises_to_unseen_real_images(demo):
+    _, _, _, judge = demo
+    assert judge.trained and judge.train_images == 48 and judge.heldout_images == 12
+    assert judge.heldout_accuracy >= 0.7  # 10 of 12 with seed 0; chance is 1/3
+
+
+def test_unseen_real_images_score_as_real(demo):
+    r = evaluate(demo, PoolSampler(demo[2]))
+    assert r["n_samples"] == N and r["classes"] == list(DEMO_CLASSES) and r["chance"] == pytest.approx(1 / 3, abs=1e-3)
+    assert r["fidelity"]["mean"] > 0.8
+    assert r["precision"]["mean"] > 0.7 and r["recall"]["mean"] > 0.7
+    assert r["density"]["mean"] > 0.6 and r["coverage"]["mean"] > 0.5  # 10 samples cannot reach all 20 balls
+    assert 0.75 < r["diversity"]["mean_ratio"] < 1.33 and 0.75 < r["diversity"]["mean_pixel_ratio"] < 1.33
+    json.dumps(r)  # JSON-able
+
+
+def test_wrong_class_has_low_fidelity(demo):
+    pools = demo[2]
+    shifted = {c: pools[DEMO_CLASSES[(i + 1) % 3]] for i, c in enumerate(DEMO_CLASSES)}
+    r = evaluate(demo, PoolSampler(shifted))
+    assert r["fidelity"]["mean"] < 0.2
+    # Real-looking art, only not of the class asked for: class-blind (pooled) precision stays high.
+    assert r["precision"]["pooled"] > 0.7 and r["precision"]["mean"] < r["precision"]["pooled"]
+
+
+def test_collapsed_sampler_has_no_diversity_and_low_recall(demo):
+    one_each = {c: pool[:1] for c, pool in demo[2].items()}
+    r = evaluate(demo, PoolSampler(one_each))
+    assert r["diversity"]["mean_ratio"] < 0.2 and r["diversity"]["mean_pixel_ratio"] < 0.2
+    assert r["recall"]["mean"] < 0.2 and r["coverage"]["mean"] < 0.2
+
+
+def test_noise_has_low_precision(demo):
+    r = evaluate(demo, NoiseSampler())
+    assert r["precision"]["mean"] < 0.2 and r["precision"]["pooled"] < 0.2 and r["density"]["mean"] < 0.1
+
+
+def test_precision_recall_on_point_clouds():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(50, 8, generator=g)
+    b = torch.randn(50, 8, generator=g) + 100
+    assert precision_recall(a, a) == (1.0, 1.0)
+    assert precision_recall(a, b) == (0.0, 0.0)
+    # Samples that cover one of two real modes exactly: all realistic, half the real data missed.
+    assert precision_recall(torch.cat([a, b]), a) == (1.0, 0.5)
+    assert density_coverage(a, b) == (0.0, 0.0)
+    assert density_coverage(torch.cat([a, b]), a)[1] == 0.5
+
+
+def test_density_is_not_fooled_by_an_outlier():
+    # A tight real cluster plus one real outlier at distance 10, whose 3rd neighbour is the cluster:
+    # its ball (radius ~10) holds samples at x=15 that look like nothing real.
+    g = torch.Generator().manual_seed(0)
+    real = torch.cat([torch.randn(20, 2, generator=g) * 0.1, torch.tensor([[10.0, 0.0]])])
+    fake = torch.randn(10, 2, generator=g) * 0.1 + torch.tensor([15.0, 0.0])
+    assert precision_recall(real, fake)[0] == 1.0
+    assert density_coverage(real, fake) == (pytest.approx(1 / 3), pytest.approx(1 / 21))
+
+
+def test_classifier_is_deterministic_for_a_seed(demo):
+    real, labels, _, _ = demo
+    a, b = (train_classifier(real, labels, 3, steps=5, seed=3) for _ in range(2))
+    c = train_classifier(real, labels, 3, steps=5, seed=4)
+    assert torch.equal(a.embed(real), b.embed(real)) and not torch.equal(a.embed(real), c.embed(real))
+
+
+def test_one_class_needs_no_judge_and_missing_classes_are_refused(demo):
+    real, labels, pools, _ = demo
+    r = evaluate_sampler(PoolSampler({"geometric": pools["geometric"]}), real, labels, list(DEMO_CLASSES), n=10)
+    assert r["fidelity"] == {"geometric": 1.0, "mean": 1.0} and r["chance"] == 1.0
+    assert not r["classifier"]["trained"] and "trivially 1.0" in r["classifier"]["note"]
+    assert r["diversity"]["geometric"]["ratio"] > 0.5
+    with pytest.raises(UserError, match="baroque"):
+        evaluate_sampler(PoolSampler({"baroque": pools["geometric"]}), real, labels, list(DEMO_CLASSES))
+
+
+def test_evaluate_cli_on_a_tiny_bsa_run(tmp_path, capsys):
+    ws = str(tmp_path / "ws")
+    assert main(["--workspace", ws, "dataset", "demo", "demo", "--per-class", "12", "--size", "32"]) == 0
+    assert main(["--workspace", ws, "train", "bsa", "--dataset", "demo", "--run", "r", "--model", "tiny",
+                 "--perceptual", "none", "--iters", "5"]) == 0
+    capsys.readouterr()
+    assert main(["--workspace", ws, "evaluate", "--run", "r", "--n", "60", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("n_samples", "classes", "chance", "classifier", "fidelity", "diversity", "precision", "recall",
+                "density", "coverage", "k"):
+        assert key in report
+    assert report["n_samples"] == 60 and report["classes"] == list(DEMO_CLASSES) and report["dataset"] == "demo"
+    assert set(report["classifier"]) >= {"heldout_accuracy", "train_images"}
+    assert json.loads((tmp_path / "ws" / "runs" / "r" / "eval.json").read_text()) == report
+
+    assert main(["--workspace", ws, "evaluate", "--run", "r", "--n", "30"]) == 0
+    assert "fidelity:" in capsys.readouterr().out
+    assert main(["--workspace", ws, "evaluate", "--run", "nope", "--json"]) == 2
+    assert "no run named" in capsys.readouterr().err
