@@ -44,7 +44,7 @@ def test_a_step_trains_g_and_d_and_ema_follows():
     g0 = [p.clone() for p in t.g.parameters()]
     d0 = [p.clone() for p in t.d.parameters()]
     losses = t.train_step(0)
-    assert set(losses) >= {"d_loss", "g_loss", "d_real", "d_fake"}
+    assert set(losses) >= {"d_loss", "g_loss", "d_real", "d_fake", "mode_seeking"}
     assert any(not torch.equal(a, b) for a, b in zip(g0, t.g.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(d0, t.d.parameters()))
     for pe, p, p0 in zip(t.g_ema.parameters(), t.g.parameters(), g0):
@@ -151,3 +151,13 @@ def test_transferred_layers_stay_frozen_for_freeze_steps(tmp_path):
     assert torch.equal(child.g.input.weight, before)
     child.train_step(2)
     assert not torch.equal(child.g.input.weight, before)
+
+
+def test_minibatch_std_sees_a_collapsed_batch():
+    from studio.models.cgan import minibatch_std
+
+    same = torch.randn(1, 8, 4, 4).repeat(8, 1, 1, 1)
+    varied = torch.randn(8, 8, 4, 4)
+    assert minibatch_std(same).abs().max() < 1e-3
+    assert minibatch_std(varied).shape == (8, 1, 4, 4) and minibatch_std(varied).min() > 0.3
+    assert minibatch_std(torch.randn(6, 8, 4, 4)).shape == (6, 1, 4, 4)  # batch not divisible by the group

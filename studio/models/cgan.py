@@ -24,13 +24,15 @@ CONDITIONINGS = ("projection", "concat")
 
 @dataclass(frozen=True)
 class CGANArch:
-    resolution: int = 32
-    n_classes: int = 1
-    z_dim: int = 128
-    embed_dim: int = 128
-    g_ch: int = 32              # generator width at full resolution; doubles per octave down, capped at 8×
-    d_ch: int = 32              # discriminator width at full resolution
-    conditioning: str = "projection"
+    """Network shapes; the defaults live in the method's config (studio.methods.cgan.CGANConfig)."""
+
+    resolution: int
+    n_classes: int
+    z_dim: int
+    embed_dim: int
+    g_ch: int                   # generator width at full resolution; doubles per octave down, capped at 8×
+    d_ch: int                   # discriminator width at full resolution
+    conditioning: str
 
     @property
     def octaves(self) -> int:
@@ -99,6 +101,9 @@ class Discriminator(nn.Module):
             layers += [spectral_norm(nn.Conv2d(cin, cout, 4, stride=2, padding=1)), nn.LeakyReLU(0.2)]
             cin = cout
         self.features = nn.Sequential(*layers)
+        # After the minibatch-std channel (ProGAN): D sees how varied the batch is, so a generator
+        # that ignores z (the usual collapse on a few dozen images) is easy to tell apart.
+        self.final = nn.Sequential(spectral_norm(nn.Conv2d(cin + 1, cin, 3, padding=1)), nn.LeakyReLU(0.2))
         self.score = spectral_norm(nn.Linear(cin, 1))
         if arch.conditioning == "projection":
             self.embed = spectral_norm(nn.Embedding(arch.n_classes, cin))
@@ -108,8 +113,20 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.arch.conditioning == "concat":
             x = torch.cat([x, self.embed(y).view(len(x), 1, *x.shape[2:])], dim=1)
-        h = self.features(x).sum(dim=(2, 3))
+        h = self.features(x)
+        h = self.final(torch.cat([h, minibatch_std(h)], dim=1)).sum(dim=(2, 3))
         out = self.score(h).squeeze(1)
         if self.arch.conditioning == "projection":
             out = out + (self.embed(y) * h).sum(dim=1)
         return out
+
+
+def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """One channel holding the feature standard deviation across groups of `group` samples, averaged."""
+    n = h.shape[0]
+    g = min(group, n)
+    while n % g:
+        g -= 1
+    y = h.float().view(g, n // g, *h.shape[1:])
+    std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # [n // g]
+    return std.repeat(g).view(n, 1, 1, 1).expand(n, 1, *h.shape[2:]).to(h.dtype)
