@@ -109,7 +109,7 @@ def test_cli_train_and_sample(ws, tmp_path):
     assert _cli(ws, "sample", "--run", "parent", "--out", str(tmp_path / "r.png"), "--reconstruct") == 2
 
 
-def test_transfer_keeps_coarse_layers_freezes_them_and_records_the_parent(ws):
+def test_transfer_keeps_the_parents_layers_and_records_the_parent(ws):
     if not (ws / "runs" / "parent").exists():
         assert _cli(ws, "train", "cgan", "--dataset", "demo", "--run", "parent", "--iters", "6", *FLAGS) == 0
     # A new class set: two of the demo's images relabelled as one new class.
@@ -139,7 +139,7 @@ def test_transferred_layers_stay_frozen_for_freeze_steps(tmp_path):
     train(RunFolder(tmp_path / "p"), parent, LoopConfig(iters=3, sample_every=3, checkpoint_every=3))
     ckpt = RunFolder(tmp_path / "p").load_checkpoint()
     images, _ = _data()
-    cfg = CGANConfig(**SMALL, transfer_from="p", freeze_steps=2)
+    cfg = CGANConfig(**SMALL, transfer_from="p", transfer_keep="coarse", freeze_steps=2)
     child = CGANTrainer(cfg, images, torch.zeros(len(images), dtype=torch.long), ["new"], parent=(ckpt.tensors, ckpt.meta))
     kept = child.meta["transfer"]["kept"]
     assert "input.weight" in kept and "embed.weight" not in kept and "to_rgb.weight" not in kept

@@ -2,8 +2,8 @@
 
 Small-data recipe: hinge loss, spectral norm in D, Adam(β1=0.5), DiffAugment on real and fake
 in both D and G steps, an exponential moving average of G for sampling, optional R1.
-Transfer (the seed's cTransferArtGAN): G's coarse layers and all of D come from the parent run,
-G's coarse layers can stay frozen for the first N steps, label embeddings start afresh.
+Transfer (the seed's cTransferArtGAN): G's layers (all, or only the coarse ones) and D come from the
+parent run, the transferred G layers can stay frozen for the first N steps, label embeddings start afresh.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class CGANConfig:
     d_ch: int = 16
     conditioning: str = "projection"
     transfer_from: str | None = None  # parent run name
-    transfer_keep: str = "coarse"     # coarse: G's input + first half of blocks; all: every G layer but the labels
+    transfer_keep: str = "all"        # all: every G layer but the labels (measured better); coarse: input + first half
     freeze_steps: int = 0             # keep transferred G layers frozen this long
     seed: int = 0
 
