@@ -287,13 +287,14 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
 
 def cmd_sample(args: argparse.Namespace, ws: Workspace) -> int:
     from studio.data.augment import image_grid, to_pil
-    from studio.methods import method_module
+    from studio.methods import load_run_sampler
     from studio.train import resolve_device
 
-    run = RunFolder(ws.run_dir(args.run))
-    config = run.read_config()
-    ckpt = run.load_checkpoint()
-    sampler = method_module(config["method"]).load_sampler(ckpt.tensors, ckpt.meta, device=resolve_device(args.device))
+    out = Path(args.out)
+    as_folder = args.out.endswith(("/", os.sep)) or out.is_dir()
+    if not as_folder and out.suffix.lower() != ".png":
+        raise UserError(f"--out must be a .png file or a folder ending in '/', not {args.out!r}.")
+    sampler, _, _ = load_run_sampler(RunFolder(ws.run_dir(args.run)), resolve_device(args.device))
     latent = {} if args.truncation is None else {"truncation": args.truncation}
     nrow = None
     if args.interpolate:
@@ -311,15 +312,12 @@ def cmd_sample(args: argparse.Namespace, ws: Workspace) -> int:
             latent["truncate"] = True
         images = sampler.sample(args.n, label=args.label, seed=args.seed, **latent)
     images = images.float().cpu()
-    out = Path(args.out)
-    if args.out.endswith(("/", os.sep)) or out.is_dir():
+    if as_folder:
         out.mkdir(parents=True, exist_ok=True)
         for i, img in enumerate(images):
             to_pil(img).save(out / f"{i:03d}.png")
         print(f"Wrote {len(images)} images to {out}/")
     else:
-        if out.suffix.lower() != ".png":
-            raise UserError(f"--out must be a .png file or a folder ending in '/', not {args.out!r}.")
         out.parent.mkdir(parents=True, exist_ok=True)
         nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
         image_grid(images, nrow=nrow).save(out)
@@ -330,16 +328,14 @@ def cmd_sample(args: argparse.Namespace, ws: Workspace) -> int:
 def cmd_evaluate(args: argparse.Namespace, ws: Workspace) -> int:
     import time
 
-    from studio.methods import method_module
+    from studio.methods import load_run_sampler
     from studio.metrics import evaluate_sampler
     from studio.train import resolve_device
     from studio.workspace import write_json_atomic
 
     run = RunFolder(ws.run_dir(args.run))
-    config = run.read_config()
-    ckpt = run.load_checkpoint()
     device = resolve_device(args.device)
-    sampler = method_module(config["method"]).load_sampler(ckpt.tensors, ckpt.meta, device=device)
+    sampler, config, ckpt = load_run_sampler(run, device)
     dataset = args.dataset or config["dataset"]
     resolution = ckpt.meta.get("resolution") or sampler.sample(1, label=None, seed=0).shape[-1]
     images, labels, classes = Dataset.open(ws, dataset).load_tensors(resolution)

@@ -20,6 +20,13 @@ def method_module(name: str) -> ModuleType:
     return importlib.import_module(METHODS[name])
 
 
+def load_run_sampler(run, device):
+    """The sampler of a run's newest checkpoint (`run` is a studio.run.RunFolder), with its config and checkpoint."""
+    config = run.read_config()
+    ckpt = run.load_checkpoint()
+    return method_module(config["method"]).load_sampler(ckpt.tensors, ckpt.meta, device=device), config, ckpt
+
+
 def class_indices(classes: list[str], label: str | None, n: int):
     """Class indices for n images: all `label`, or cycling through every class when None."""
     import torch
