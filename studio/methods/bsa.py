@@ -107,7 +107,6 @@ class BSAAdapter(nn.Module):
         width = 16 * cfg.channel_width
         self.first_scale = nn.Parameter(torch.ones(width))
         self.first_shift = nn.Parameter(torch.zeros(width))
-        self.bn_names = [name for name, _ in _biggan_batchnorms(base)]
         self.bn_scale = nn.ParameterDict()
         self.bn_shift = nn.ParameterDict()
         for name, bn in _biggan_batchnorms(base):

@@ -145,15 +145,15 @@ class CGANTrainer:
     def _transfer(self, tensors: dict[str, torch.Tensor], meta: dict) -> None:
         """Copy the parent's layers that carry over; label embeddings are new because the classes are."""
         g_state = {k[len("g_ema/"):]: v for k, v in tensors.items() if k.startswith("g_ema/")}  # the parent's best G
-        keep = self.g.coarse_modules() if self.cfg.transfer_keep == "coarse" else [m for n, m in self.g.named_children() if n != "embed"]
-        kept_params = {id(p) for m in keep for p in m.parameters()}
-        own = self.g.state_dict()
-        names = {id(p): n for n, p in self.g.named_parameters()}
-        load = {names[i]: g_state[names[i]] for i in kept_params if names[i] in g_state and g_state[names[i]].shape == own[names[i]].shape}
+        coarse = self.g.coarse_prefixes() if self.cfg.transfer_keep == "coarse" else None
+        own = dict(self.g.named_parameters())
+        load = {n: g_state[n] for n, p in own.items()
+                if not n.startswith("embed.") and (coarse is None or n.startswith(coarse))
+                and n in g_state and g_state[n].shape == p.shape}
         self.g.load_state_dict(load, strict=False)
         d_state = {k[2:]: v for k, v in tensors.items() if k.startswith("d/") and not k.startswith("d/embed.")}
         self.d.load_state_dict(d_state, strict=False)
-        self.frozen = [p for n, p in self.g.named_parameters() if n in load]
+        self.frozen = [own[n] for n in load]
         self.meta["transfer"] = {"parent_run": meta.get("run"), "parent_classes": meta.get("classes"),
                                  "kept": sorted(load), "freeze_steps": self.cfg.freeze_steps}
 

@@ -84,9 +84,9 @@ class Generator(nn.Module):
             x = block(x, c)
         return torch.tanh(self.to_rgb(x))
 
-    def coarse_modules(self) -> list[nn.Module]:
-        """Input layer and the first half of the blocks: composition, not texture; what transfer keeps."""
-        return [self.input, *self.blocks[: (len(self.blocks) + 1) // 2]]
+    def coarse_prefixes(self) -> tuple[str, ...]:
+        """Parameter-name prefixes of the input layer and the first half of the blocks: composition, not texture."""
+        return ("input.", *(f"blocks.{i}." for i in range((len(self.blocks) + 1) // 2)))
 
 
 class Discriminator(nn.Module):
