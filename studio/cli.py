@@ -237,7 +237,7 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
     from studio.train import LoopConfig, run_training
 
     module = method_module(args.method)
-    preset = dict(module.PRESETS.get(args.preset, {})) if args.preset else {}
+    preset = module.PRESETS.get(args.preset, {})
     loop_fields = {f.name for f in dataclasses.fields(LoopConfig)}
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(module.CONFIG) if getattr(args, f.name) is not None}
     loop_given = {k: getattr(args, k) for k in loop_fields if getattr(args, k, None) is not None}

@@ -113,10 +113,10 @@ def train(run: RunFolder, method: TrainingMethod, loop: LoopConfig, *, start_ste
 def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise UserError(f"Unknown device {name!r}: use auto, cpu or cuda.")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for, but PyTorch sees no CUDA GPU here; use --device cpu or auto.")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise UserError(f"Unknown device {name!r}: use auto, cpu or cuda.")
     return torch.device(name)
 
 

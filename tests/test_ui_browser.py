@@ -139,3 +139,14 @@ def test_demo_dataset_one_click(studio_page, app_url):
     expect(page.locator("#dataset-counts")).to_contain_text("islamic")
     expect(page.locator("#dataset-gallery img")).to_have_count(120, timeout=60_000)
     page.screenshot(path=str(SHOTS / "dataset_demo.png"), full_page=True)
+
+
+def test_a_typed_dataset_name_cannot_reach_outside_the_workspace(tmp_path):
+    from studio.ui.dataset_tab import _existing
+    from studio.workspace import Workspace
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "dataset.json").write_text('{"name": "x", "images": []}')
+    ws = Workspace.resolve(tmp_path / "ws")
+    assert _existing(ws, "../../outside") is None and _existing(ws, "") is None and _existing(ws, "new-one") is None

@@ -48,11 +48,19 @@ def _counts_markdown(ds: Dataset) -> str:
             f"| class | images |\n|---|---|\n{rows}")
 
 
-def dataset_view(ws: Workspace, name: str | None, show: str | None = ALL):
+def _existing(ws: Workspace, name: str | None) -> Dataset | None:
+    """The dataset called `name`, or None for an empty, new or unsafe name (typed names are validated first)."""
+    try:
+        return Dataset.open(ws, name) if name and (ws.dataset_dir(name) / "dataset.json").exists() else None
+    except UserError:
+        return None
+
+
+def dataset_view(ws: Workspace, name: str | None, show: str | None = ALL, ds: Dataset | None = None):
     """Gallery items, the ids behind them, class counts and the label filter, for dataset `name`."""
-    if not name or not (ws.datasets / name / "dataset.json").exists():
+    ds = ds or _existing(ws, name)
+    if ds is None:
         return [], [], "No dataset selected: type a new name, or create the demo dataset.", gr.update(choices=[ALL], value=ALL)
-    ds = Dataset.open(ws, name)
     labels = list(ds.counts())
     show = show if show in labels else ALL
     shown = [img for img in ds.images if show == ALL or img["label"] == show]
@@ -60,11 +68,8 @@ def dataset_view(ws: Workspace, name: str | None, show: str | None = ALL):
     return items, [img["id"] for img in shown], _counts_markdown(ds), gr.update(choices=[ALL, *labels], value=show)
 
 
-def _label_choices(ws: Workspace, name: str | None) -> list[str]:
-    labels = set(DEMO_CLASSES) | {UNLABELED}
-    if name and (ws.datasets / name / "dataset.json").exists():
-        labels |= set(Dataset.open(ws, name).counts())
-    return sorted(labels)
+def _label_choices(ds: Dataset | None) -> list[str]:
+    return sorted(set(DEMO_CLASSES) | {UNLABELED} | set(ds.counts() if ds else ()))
 
 
 def _report_rows(report) -> list[list[str]]:
@@ -86,7 +91,7 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
             with gr.Accordion("…or upload a whole folder", open=False):
                 folder = gr.File(label="Folder", file_count="directory", elem_id="dataset-folder")
             with gr.Row():
-                label = gr.Dropdown(_label_choices(ws, None), value=None, label="Label for these images",
+                label = gr.Dropdown(_label_choices(None), value=None, label="Label for these images",
                                     allow_custom_value=True, info="Art-movement class; empty = unlabeled.", elem_id="dataset-label")
                 from_folders = gr.Checkbox(label="Sub-folder names are labels", info="For zips of class folders (ImageFolder).")
             with gr.Accordion("Crop and size", open=False):
@@ -110,7 +115,7 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
     selected = gr.State(None)
     with gr.Row():
         selected_md = gr.Markdown("Click an image to select it.", elem_id="dataset-selected")
-        new_label = gr.Dropdown(_label_choices(ws, None), value=None, label="New label", allow_custom_value=True, elem_id="dataset-new-label")
+        new_label = gr.Dropdown(_label_choices(None), value=None, label="New label", allow_custom_value=True, elem_id="dataset-new-label")
         with gr.Column(min_width=160):
             relabel_btn = gr.Button("Set label", size="sm", elem_id="dataset-relabel")
             remove_btn = gr.Button("Remove image", size="sm", variant="stop", elem_id="dataset-remove")
@@ -147,7 +152,7 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
 
     @_user_errors
     def on_demo(ds_name):
-        target = ds_name if ds_name and not (ws.datasets / ds_name / "dataset.json").exists() else _free_name(ws, "demo")
+        target = ds_name if ds_name and _existing(ws, ds_name) is None else _free_name(ws, "demo")
         ds = create_demo_dataset(ws, target)
         return (f"Created **{target}**: {len(ds.images)} generated paintings in {len(ds.counts())} classes.", [],
                 gr.update(choices=_names(ws), value=target), *dataset_view(ws, target))
@@ -155,13 +160,14 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
     demo_btn.click(on_demo, [name], [status, report, name, *view_outputs])
 
     def on_pick(ds_name, show_v):
-        if ds_name and (ws.datasets / ds_name / "dataset.json").exists():
-            s = Dataset.open(ws, ds_name).settings
+        ds = _existing(ws, ds_name)
+        if ds is not None:
+            s = ds.settings
             settings = (s.size, s.crop, s.patches, s.patch_layout)
         else:
             settings = tuple(gr.update() for _ in range(4))
-        choices = _label_choices(ws, ds_name)
-        return (*dataset_view(ws, ds_name, show_v), *settings, gr.update(choices=choices), gr.update(choices=choices), None,
+        choices = _label_choices(ds)
+        return (*dataset_view(ws, ds_name, show_v, ds), *settings, gr.update(choices=choices), gr.update(choices=choices), None,
                 "Click an image to select it.")
 
     pick_outputs = [*view_outputs, size, crop, patches, layout, label, new_label, selected, selected_md]
