@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from studio.errors import UserError
-from studio.methods import class_indices
+from studio.methods import class_indices, slerp
 from studio.run import load_optimizer_tensors, optimizer_tensors
 
 ADAPT_MODES = ("hyper-bn", "scale-shift")
@@ -226,6 +226,31 @@ class BSAAdapter(nn.Module):
         labels = self.train_labels
         mix = (1 - t) * nn.functional.one_hot(labels[i], len(self.classes)) + t * nn.functional.one_hot(labels[j], len(self.classes))
         return torch.cat([self.generate(z[k:k + batch], class_mix=mix[k:k + batch]) for k in range(0, frames, batch)])
+
+    @torch.no_grad()
+    def interpolate_seeds(self, a: int, b: int, frames: int = 8, *, label: str | None = None, truncation: float = 0.5,
+                          batch: int = 16) -> torch.Tensor:
+        """Along the arc from the latent `sample(1, seed=a)` draws to that of seed b, in one class (default: the first)."""
+        za, zb = (sample_latents(1, self.latents.shape[1], truncation, torch.Generator().manual_seed(s)) for s in (a, b))
+        z = slerp(za, zb, torch.linspace(0, 1, frames))
+        return self._batched(z, self.class_index(label or self.classes[0], frames), batch)
+
+    @torch.no_grad()
+    def sample_base(self, n: int, *, imagenet_class: int, seed: int = 0, truncation: float = 0.5,
+                    batch: int = 16) -> torch.Tensor:
+        """The frozen BigGAN alone, as ImageNet class `imagenet_class`, from the latents `sample(n, seed=seed)` uses."""
+        from studio.models.biggan import one_hot_class
+
+        z = sample_latents(n, self.latents.shape[1], truncation, torch.Generator().manual_seed(seed)).to(self.latents.device)
+        y = one_hot_class([imagenet_class] * n, self.model.config.num_classes).to(z.device)
+        attached = self.model.__dict__.get("_bsa_adapter")
+        if attached is not None:
+            attached.detach_hooks()  # whichever adapter is on the base, the base must run without it
+        try:
+            return torch.cat([self.model(z[k:k + batch], y[k:k + batch], self.truncation) for k in range(0, n, batch)])
+        finally:
+            if attached is not None:
+                attached.attach()
 
     def _batched(self, z: torch.Tensor, labels: torch.Tensor, batch: int) -> torch.Tensor:
         z, labels = z.to(self.latents.device), labels.to(self.latents.device)

@@ -17,7 +17,7 @@ from torch import nn
 
 from studio.data.augment import diff_augment, parse_policy
 from studio.errors import UserError
-from studio.methods import class_indices
+from studio.methods import class_indices, slerp
 from studio.models.cgan import CONDITIONINGS, RESOLUTIONS, CGANArch, Discriminator, Generator
 from studio.run import load_optimizer_tensors, optimizer_tensors
 
@@ -109,6 +109,13 @@ class CGANSampler:
         """Between the latents of seeds i and j, in one class."""
         t = torch.linspace(0, 1, frames)[:, None]
         z = (1 - t) * self.latents(1, i) + t * self.latents(1, j)
+        return self.g(z.to(self._device()), self.class_index(label or self.classes[0], frames).to(self._device()))
+
+    @torch.no_grad()
+    def interpolate_seeds(self, a: int, b: int, frames: int = 8, *, label: str | None = None,
+                          truncation: float = 1.0) -> torch.Tensor:
+        """Along the arc from the latent `sample(1, seed=a)` draws to that of seed b, in one class (default: the first)."""
+        z = slerp(self.latents(1, a, truncation), self.latents(1, b, truncation), torch.linspace(0, 1, frames))
         return self.g(z.to(self._device()), self.class_index(label or self.classes[0], frames).to(self._device()))
 
     @torch.no_grad()

@@ -1,0 +1,393 @@
+"""Training jobs the server owns: one process per job (`python -m studio train …`), one at a time, a queue behind it.
+
+The run folder stays the truth (status.json is written by the training process). This module adds
+what a folder cannot know by itself: whether the process behind "running" is still alive, and which
+queued jobs wait for the slot. Its own records live in the run folder too (job.json: the request
+and the process id; process.log: the process's output), so a restarted app finds everything again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from studio.errors import UserError
+from studio.run import RunFolder
+from studio.workspace import Workspace, validate_name, write_json_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+LIVE = ("queued", "starting", "running", "stopping")  # states with a process behind them, or waiting for one
+STALL_AFTER_S = 120.0  # no step for this long (or 10 steps' time, if longer) → the UI warns
+
+
+@dataclass
+class JobRequest:
+    """One training job: the same choices as `python -m studio train METHOD …`."""
+
+    method: str
+    run: str
+    dataset: str | None = None
+    resume: bool = False
+    config: dict[str, Any] = field(default_factory=dict)  # the method's config fields (None = default)
+    loop: dict[str, Any] = field(default_factory=dict)    # iters, sample_every, checkpoint_every
+    device: str = "auto"
+
+    def argv(self, ws: Workspace) -> list[str]:
+        args = [sys.executable, "-m", "studio", "--workspace", str(ws.root), "train", self.method, "--run", self.run,
+                "--device", self.device]
+        if self.resume:
+            args.append("--resume")
+        else:
+            args += ["--dataset", self.dataset] if self.dataset else []
+        values = {**self.loop, **({} if self.resume else self.config)}
+        for key, value in values.items():
+            if value is not None and value != "":
+                args += [f"--{key.replace('_', '-')}", str(value)]
+        return args
+
+
+@dataclass
+class JobView:
+    """What the UI shows for one run: its true state and what can be done with it."""
+
+    run: str
+    state: str               # queued | starting | running | stopping | stopped | finished | failed
+    method: str | None = None
+    dataset: str | None = None
+    step: int = 0
+    total: int | None = None
+    it_per_s: float | None = None
+    eta_s: float | None = None
+    error: str | None = None
+    position: int | None = None      # place in the queue (1 = next)
+    stalled_s: float | None = None   # seconds since the last step, when that is too long
+    has_checkpoint: bool = False
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE
+
+    @property
+    def can_continue(self) -> bool:
+        return self.state in ("stopped", "failed", "finished") and self.has_checkpoint
+
+    def sentence(self) -> str:
+        """One line for people: the state, progress and, when something is wrong, what to do."""
+        progress = f"step {self.step}/{self.total}" if self.total else f"step {self.step}"
+        if self.state == "queued":
+            return f"Queued ({_ordinal(self.position)} in line): it starts when the job before it ends."
+        if self.state == "starting":
+            return "Starting: loading the dataset and the model (a first BigGAN download can take minutes)."
+        if self.state == "running":
+            speed = f" · {self.it_per_s:.2f} it/s" if self.it_per_s else ""
+            eta = f" · about {_duration(self.eta_s)} left" if self.eta_s else ""
+            line = f"Running: {progress}{speed}{eta}."
+            if self.stalled_s:
+                line += (f" No step for {_duration(self.stalled_s)}: the process may be stuck (look at the log), "
+                         "or a very slow step is running; Stop saves what it has.")
+            return line
+        if self.state == "stopping":
+            return f"Stopping at {progress}: finishing the current step and saving a checkpoint."
+        if self.state == "stopped":
+            return f"Stopped at {progress}; Continue resumes from the last checkpoint."
+        if self.state == "finished":
+            return f"Finished: {progress}. Generate from it in the Generate tab, or raise Steps and Continue."
+        tail = " Continue resumes from the last checkpoint." if self.can_continue else ""
+        return f"Failed at {progress}: {self.error or 'no reason was recorded'}{tail}"
+
+
+def _ordinal(n: int | None) -> str:
+    return {1: "next", 2: "2nd", 3: "3rd"}.get(n or 0, f"{n}th")
+
+
+def _duration(seconds: float | None) -> str:
+    s = int(seconds or 0)
+    return f"{s} s" if s < 90 else f"{s // 60} min" if s < 5400 else f"{s / 3600:.1f} h"
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")  # a recycled pid belongs to some other program
+    if cmdline.exists():
+        try:
+            text = cmdline.read_bytes()
+        except OSError:
+            return False
+        return b"studio" in text and b"train" in text
+    return True
+
+
+class JobManager:
+    """Queue, start, stop, continue and delete training jobs of one workspace.
+
+    A background thread reaps ended processes and starts the next queued job; `tick()` does one round
+    (tests call it directly with `background=False`).
+    """
+
+    def __init__(self, ws: Workspace, *, background: bool = True, poll_s: float = 1.0, stall_after_s: float = STALL_AFTER_S):
+        self.ws = ws
+        self.stall_after_s = stall_after_s
+        self._lock = threading.RLock()
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._queue: list[str] = []
+        self._closed = threading.Event()
+        # Queued jobs survive an app restart: restore them in the order they were queued.
+        waiting = [(self._job(name).get("queued_at", 0), name) for name in self._run_names()
+                   if RunFolder(self.ws.run_dir(name)).read_status().get("state") == "queued"
+                   and not _pid_alive(self._job(name).get("pid"))]
+        self._queue = [name for _, name in sorted(waiting)]
+        self.tick()
+        if background:
+            threading.Thread(target=self._loop, args=(poll_s,), name="studio-jobs", daemon=True).start()
+
+    # -- what the UI asks ------------------------------------------------------------------
+    def submit(self, request: JobRequest) -> JobView:
+        """Queue a new run (or a resume, with `request.resume`); checks what can be checked before any process starts."""
+        validate_name(request.run, "run")
+        run = RunFolder(self.ws.run_dir(request.run))
+        with self._lock:
+            current = self.view(request.run) if request.run in self._run_names() else None
+            if current and current.live:
+                raise UserError(f"Run {request.run!r} is already {current.state}.")
+            if request.resume:
+                if not (current and current.can_continue):
+                    raise UserError(f"Run {request.run!r} has no checkpoint to continue from; start it again as a new run.")
+            else:
+                if run.exists():
+                    raise UserError(f"Run {request.run!r} already exists: choose another run name, or Continue it.")
+                self._check_new(request)
+                if run.path.exists():
+                    shutil.rmtree(run.path)  # a run that never began (no config.json): start it over cleanly
+            run.path.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(run.path / "job.json", {**asdict(request), "queued_at": time.time()})
+            run.write_status("queued", error=None, method=request.method,
+                             dataset=request.dataset if not request.resume else run.read_config()["dataset"])
+            self._queue.append(request.run)
+            self.tick()
+            return self.view(request.run)
+
+    def resume(self, name: str, *, iters: int | None = None, device: str | None = None) -> JobView:
+        """Continue a stopped, failed or finished run from its latest checkpoint (to `iters` steps, if given)."""
+        view = self.view(name)
+        if not view.can_continue:
+            raise UserError(f"Run {name!r} is {view.state} and has no checkpoint to continue from; start it again as a new run."
+                            if not view.live else f"Run {name!r} is already {view.state}.")
+        config = RunFolder(self.ws.run_dir(name)).read_config()
+        total = iters or view.total or config["loop"]["iters"]
+        if view.state == "finished" and total <= view.step:
+            raise UserError(f"Run {name!r} finished its {view.step} steps; set Steps above {view.step} to train it further.")
+        loop = {"iters": total} if iters else {}
+        return self.submit(JobRequest(config["method"], name, resume=True, loop=loop, device=device or config.get("device", "auto")))
+
+    def stop(self, name: str) -> JobView:
+        """A queued job leaves the queue; a started one is asked to stop (it saves a checkpoint first)."""
+        run = RunFolder(self.ws.run_dir(name))
+        with self._lock:
+            view = self.view(name)
+            if view.state == "queued":
+                self._queue.remove(name)
+                if run.exists():  # a queued Continue: back to where it was
+                    run.write_status("stopped", error=None)
+                else:             # a new run that never began: nothing was made, so nothing is kept
+                    shutil.rmtree(run.path)
+                    return JobView(name, "stopped", error="cancelled before it started")
+            elif view.state in ("starting", "running"):
+                job = self._job(name)
+                write_json_atomic(run.path / "job.json", {**job, "stop_requested": time.time()})
+                run.stop_file.touch()
+                pid = run.read_status().get("pid") if view.state == "running" else job.get("pid")
+                if _pid_alive(pid):
+                    os.kill(pid, signal.SIGTERM)  # the CLI's handler turns it into "stop after this step"
+            return self.view(name)
+
+    def delete(self, name: str) -> None:
+        validate_name(name, "run")
+        with self._lock:
+            view = self.view(name)
+            if view.state == "queued":
+                self.stop(name)
+            elif view.live:
+                raise UserError(f"Run {name!r} is {view.state}: stop it first, then delete it.")
+            path = self.ws.run_dir(name)
+            if path.exists():
+                shutil.rmtree(path)
+
+    def stop_all(self) -> list[str]:
+        """Ask every started job to stop (the app is shutting down); returns their names."""
+        with self._lock:
+            started = [name for name in self._run_names() if self.view(name).state in ("starting", "running")]
+            for name in started:
+                self.stop(name)
+            return started
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def runs(self) -> list[JobView]:
+        """Every run in the workspace, newest first."""
+        def started(name: str) -> float:  # not the folder's mtime: a running job touches it every second
+            return self._job(name).get("queued_at") or RunFolder(self.ws.run_dir(name)).read_status().get("started") or 0
+
+        return [self.view(n) for n in sorted(self._run_names(), key=started, reverse=True)]
+
+    def view(self, name: str) -> JobView:
+        """The run's true state: status.json, corrected by whether its process is alive."""
+        run = RunFolder(self.ws.run_dir(name))
+        status, job = run.read_status(), self._job(name)
+        state = status.get("state") or ("failed" if run.path.exists() else "missing")
+        if state == "missing":
+            raise UserError(f"There is no run named {name!r}.")
+        view = JobView(name, state, method=status.get("method") or job.get("method"), dataset=status.get("dataset") or job.get("dataset"),
+                       step=int(status.get("step") or 0), total=status.get("total"), it_per_s=status.get("it_per_s"),
+                       eta_s=status.get("eta_s"), error=status.get("error"), has_checkpoint=run.has_checkpoint())
+        if state == "queued":
+            if name in self._queue:
+                view.position = self._queue.index(name) + 1
+            elif self._alive(name, job.get("pid")):
+                view.state = "stopping" if job.get("stop_requested") else "starting"
+            else:
+                view.state, view.error = "failed", self._death_sentence(run, "before it began training")
+        elif state in ("running", "stopping"):
+            if not self._alive(name, status.get("pid")):
+                view.state, view.error = "failed", self._death_sentence(run, f"at step {view.step}")
+            elif job.get("stop_requested", 0) > job.get("launched", 0):
+                view.state = "stopping"
+            else:
+                quiet = time.time() - status.get("updated", time.time())
+                if quiet > max(self.stall_after_s, 10 / (view.it_per_s or 1.0)):
+                    view.stalled_s = quiet
+        return view
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        """The run's log, and the process's own output when that says more (a traceback, an error line)."""
+        run = RunFolder(self.ws.run_dir(name))
+        text = "\n".join(run.log_tail(lines))
+        output = self._output_tail(run, lines)
+        return f"{text}\n--- process output ---\n{output}".strip() if output else text
+
+    # -- the background round ----------------------------------------------------------------
+    def tick(self) -> None:
+        """Record processes that ended, mark dead ones failed, and start the next queued job when the slot is free."""
+        with self._lock:
+            for name, proc in list(self._procs.items()):
+                if proc.poll() is not None:
+                    del self._procs[name]
+                    if self._job(name).get("pid") == proc.pid:  # else a newer job of this run is already queued
+                        self._settle(name, proc.returncode)
+            busy = False
+            for name in self._run_names():
+                if name in self._queue:
+                    continue
+                state = self.view(name).state
+                if state in ("starting", "running", "stopping"):
+                    busy = True
+                elif state == "failed" and RunFolder(self.ws.run_dir(name)).read_status().get("state") in LIVE:
+                    self._settle(name, None)  # it died while nobody watched (app restarted, process killed)
+            if self._queue and not busy:
+                self._launch(self._queue.pop(0))
+
+    def _loop(self, poll_s: float) -> None:
+        while not self._closed.wait(poll_s):
+            try:
+                self.tick()
+            except Exception as exc:  # a bad folder must not end the watcher; the next round tries again
+                print(f"jobs: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+    def _launch(self, name: str) -> None:
+        run = RunFolder(self.ws.run_dir(name))
+        job = self._job(name)
+        request = JobRequest(**{k: v for k, v in job.items() if k in JobRequest.__dataclass_fields__})
+        run.log(f"job started: {' '.join(request.argv(self.ws)[1:])}")
+        env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
+        with (run.path / "process.log").open("ab") as out:
+            proc = subprocess.Popen(request.argv(self.ws), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, start_new_session=True)  # survives an app restart
+        self._procs[name] = proc
+        write_json_atomic(run.path / "job.json", {**job, "pid": proc.pid, "launched": time.time()})
+
+    def _settle(self, name: str, returncode: int | None) -> None:
+        """A job's process is gone; if it did not record an end itself, record that it failed and why."""
+        run = RunFolder(self.ws.run_dir(name))
+        status = run.read_status()
+        if status.get("state") not in LIVE or not run.path.exists():
+            return
+        if status.get("state") == "queued" and self._job(name).get("stop_requested"):  # stopped before its handler was installed: what the user asked for
+            run.log("stopped before training began")
+            run.write_status("stopped", error=None)
+            return
+        began = "before it began training" if status.get("state") == "queued" else f"at step {status.get('step', 0)}"
+        error = self._death_sentence(run, began, returncode)
+        run.log(f"failed: {error}")
+        run.write_status("failed", error=error, exit_code=returncode)
+
+    def _death_sentence(self, run: RunFolder, when: str, returncode: int | None = None) -> str:
+        for line in reversed(self._output_tail(run, 40).splitlines()):
+            if line.startswith("error: "):  # the CLI's one-sentence reason
+                return line[len("error: "):]
+        code = f" (exit code {returncode})" if returncode not in (None, 0) else ""
+        if returncode == -signal.SIGKILL:
+            code = " (killed: often the system running out of memory)"
+        return f"the training process ended {when}{code} without saying why; the log below shows its last lines."
+
+    def _alive(self, name: str, pid: int | None) -> bool:
+        proc = self._procs.get(name)
+        if proc is not None and proc.pid == pid:
+            return proc.poll() is None
+        return _pid_alive(pid)
+
+    def _run_names(self) -> list[str]:
+        """Folders under runs/ that a job or the CLI has written a status or config into."""
+        if not self.ws.runs.exists():
+            return []
+        return [p.name for p in self.ws.runs.iterdir() if (p / "status.json").exists() or (p / "config.json").exists()]
+
+    def _job(self, name: str) -> dict:
+        try:
+            return json.loads((self.ws.run_dir(name) / "job.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    @staticmethod
+    def _output_tail(run: RunFolder, lines: int) -> str:
+        path = run.path / "process.log"
+        if not path.exists():
+            return ""
+        with path.open("rb") as f:
+            f.seek(max(0, path.stat().st_size - 16384))
+            return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+
+    def _check_new(self, request: JobRequest) -> None:
+        """Fail in one sentence now, rather than minutes later in a process, for what the form can get wrong."""
+        from studio.data.dataset import Dataset
+        from studio.methods import method_module
+
+        module = method_module(request.method)
+        if not request.dataset:
+            raise UserError("Choose a dataset to train on (make one in the Dataset tab).")
+        ds = Dataset.open(self.ws, request.dataset)
+        if not ds.images:
+            raise UserError(f"Dataset {request.dataset!r} is empty: add images in the Dataset tab first.")
+        config = {k: v for k, v in request.config.items() if v is not None}
+        module.CONFIG(**config)  # the config's own checks (ranges, choices) in their own words
+        if request.method == "bsa":
+            from studio.models.biggan import resolve_biggan
+
+            source = resolve_biggan(config.get("model", module.CONFIG().model))
+            if not source.available:
+                raise UserError(f"BigGAN {source.name!r} is {source.status}, then start again.")
