@@ -1,10 +1,9 @@
-"""ArtGAN Studio: `python app.py [--port 7860] [--host 127.0.0.1] [--workspace DIR] [--share]`."""
+"""ArtGAN Studio: `python app.py [--port 7860] [--host 127.0.0.1] [--workspace DIR] [--share] [--dev]`."""
 
 from __future__ import annotations
 
 import argparse
-
-from studio.workspace import Workspace
+import signal
 
 
 def main() -> None:
@@ -13,12 +12,33 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve on your network")
     parser.add_argument("--workspace", help="folder for datasets/, runs/, exports/ (default: $STUDIO_WORKSPACE or ./workspace)")
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
+    parser.add_argument("--dev", action="store_true", help="developer mode: offer the tiny random models used by the tests")
     args = parser.parse_args()
 
-    from studio.ui.app import build_app, launch  # gradio import is slow; keep --help instant
+    from studio.data.dataset import create_demo_dataset, list_datasets  # torch and gradio import slowly: keep --help instant
+    from studio.jobs import JobManager
+    from studio.ui.app import build_app, launch
+    from studio.workspace import Workspace
 
     ws = Workspace.resolve(args.workspace)
-    launch(build_app(ws), ws, host=args.host, port=args.port, share=args.share)
+    if not list_datasets(ws):  # first run: something to train on at once, offline
+        print("First run: creating the demo dataset (120 generated paintings in 3 classes)…", flush=True)
+        create_demo_dataset(ws, "demo")
+    jobs = JobManager(ws)
+    signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
+    try:
+        launch(build_app(ws, jobs, dev=args.dev), ws, host=args.host, port=args.port, share=args.share)
+    finally:
+        stopped = jobs.stop_all()
+        jobs.close()
+        if stopped:
+            print(f"Stopping {', '.join(stopped)}: each saves a checkpoint; Continue resumes it next time.", flush=True)
+
+
+def _terminate_like_ctrl_c(signum, frame) -> None:
+    """SIGTERM (a service manager, a test) ends the app as Ctrl-C does: running jobs stop with a checkpoint."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut that cleanup short
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def app_url(tmp_path_factory):
     workspace = tmp_path_factory.mktemp("ws")
     port = _free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--workspace", str(workspace)],
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--workspace", str(workspace), "--dev"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -90,10 +90,21 @@ def test_tabs_exist(studio_page):
         assert page.get_by_role("tab", name=tab).count() >= 1
 
 
+def test_first_run_has_the_demo_dataset_and_a_demo_run_ready(studio_page, app_url):
+    from playwright.sync_api import expect
+
+    assert (app_url[1] / "datasets" / "demo" / "dataset.json").exists()
+    page = studio_page
+    page.get_by_role("tab", name="Train").click()
+    expect(page.locator("#train-dataset input")).to_have_value("demo")
+    expect(page.locator("#train-method input[value=cgan]")).to_be_checked()
+
+
 def test_upload_shows_gallery_and_names_rejected_file(studio_page, app_url, tmp_path):
     page = studio_page
     from playwright.sync_api import expect
 
+    page.get_by_role("tab", name="Dataset").click()
     page.locator("#dataset-name input").fill("browser-set")
     page.locator("#dataset-name input").press("Enter")
     page.locator("#dataset-upload input[type=file]").set_input_files([str(p) for p in _upload_files(tmp_path)])
@@ -150,3 +161,80 @@ def test_a_typed_dataset_name_cannot_reach_outside_the_workspace(tmp_path):
     (outside / "dataset.json").write_text('{"name": "x", "images": []}')
     ws = Workspace.resolve(tmp_path / "ws")
     assert _existing(ws, "../../outside") is None and _existing(ws, "") is None and _existing(ws, "new-one") is None
+
+
+def test_train_preview_reload_stop_continue(studio_page, app_url):
+    """Start a short demo cGAN, see the step-0 preview, reload and find it still there, stop it, continue it."""
+    from playwright.sync_api import expect
+
+    page = studio_page
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-run-name").get_by_role("textbox").fill("browser-run")
+    page.locator("#train-iters input").fill("200")
+    page.locator("#train-sample-every input").fill("20")
+    page.locator("#train-sample-every input").press("Tab")
+    started = time.time()
+    page.locator("#train-start").click()
+    expect(page.locator("#train-preview img")).to_be_visible(timeout=60_000)
+    first_preview_s = time.time() - started
+    expect(page.locator("#train-status")).to_contain_text("Running", timeout=60_000)
+    expect(page.locator("#train-losses")).to_contain_text("step", timeout=30_000)  # the curve is drawn
+    page.screenshot(path=str(SHOTS / "train_running.png"), full_page=True)
+
+    page.reload()  # the job belongs to the server: the page reattaches, and the form comes back from the browser
+    page.get_by_role("tab", name="Train").click()
+    expect(page.locator("#train-status")).to_contain_text("browser-run")
+    expect(page.locator("#train-status")).to_contain_text("Running")
+    expect(page.locator("#train-iters input")).to_have_value("200")
+
+    page.locator("#train-stop").click()
+    expect(page.locator("#train-status")).to_contain_text("Stopped at step", timeout=60_000)
+    stopped_at = int(__import__("json").loads((app_url[1] / "runs" / "browser-run" / "status.json").read_text())["step"])
+    page.locator("#train-continue").click()
+    expect(page.locator("#train-status")).to_contain_text("Finished: step 200/200", timeout=120_000)
+    expect(page.locator("#train-history img").first).to_be_visible()
+    page.screenshot(path=str(SHOTS / "train_finished.png"), full_page=True)
+    log = (app_url[1] / "runs" / "browser-run" / "log.txt").read_text()
+    assert f"resumed from step {stopped_at}" in log
+    print(f"Start → first preview in the browser: {first_preview_s:.1f} s")
+
+
+def test_generate_a_class_grid_while_a_job_trains_and_download_it(studio_page, app_url, tmp_path):
+    import re
+
+    from playwright.sync_api import expect
+
+    page = studio_page
+    page.get_by_role("tab", name="Train").click()  # keep a job training while we generate
+    page.locator("#train-run-name").get_by_role("textbox").fill("busy")
+    page.locator("#train-iters input").fill("100000")
+    page.locator("#train-iters input").press("Tab")
+    page.locator("#train-start").click()
+    expect(page.locator("#train-status")).to_contain_text("Running", timeout=60_000)
+
+    page.get_by_role("tab", name="Generate").click()
+    page.locator("#generate-refresh").click()
+    page.locator("#generate-source input").click()
+    page.get_by_role("option", name=re.compile("browser-run")).click()
+    expect(page.locator("#generate-source-info")).to_contain_text("3 classes")
+    for attempt in range(2):  # the first click loads the model; the second is what a user feels afterwards
+        page.locator("#generate-seed input").fill(str(attempt + 1))
+        page.locator("#generate-seed input").press("Tab")
+        clicked = time.time()
+        page.locator("#generate-button").click()
+        expect(page.locator("#generate-status")).to_contain_text(f"seed {attempt + 1}", timeout=60_000)
+        answered = time.time() - clicked
+    print(f"Generate answered in {answered:.2f} s while a job trained")
+    expect(page.locator("#generate-gallery img")).to_have_count(12)  # 4 per class × 3 classes
+    with page.expect_download() as download:
+        page.locator("#generate-download-zip").click()
+    saved = tmp_path / "images.zip"
+    download.value.save_as(saved)
+    import zipfile
+
+    assert len(zipfile.ZipFile(saved).namelist()) == 12
+    page.screenshot(path=str(SHOTS / "generate.png"), full_page=True)
+
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-stop").click()
+    expect(page.locator("#train-status")).to_contain_text("Stopped at step", timeout=60_000)

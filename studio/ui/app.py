@@ -6,24 +6,26 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.ui import dataset_tab
+from studio.jobs import JobManager
+from studio.ui import dataset_tab, generate_tab, train_tab
 from studio.workspace import Workspace
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 MAX_UPLOAD = "200mb"  # one upload request; a zip of 300 paintings fits
 
 
-def build_app(ws: Workspace) -> gr.Blocks:
+def build_app(ws: Workspace, jobs: JobManager, *, dev: bool = False) -> gr.Blocks:
     with gr.Blocks(title="ArtGAN Studio", analytics_enabled=False) as demo:
         gr.Markdown("# ArtGAN Studio\nMake art with GANs from a small dataset: curate, fine-tune, generate, blend.",
                     elem_id="studio-header")
+        train_form = train_tab.browser_state()
         with gr.Tabs():
             with gr.Tab("Dataset", id="dataset"):
                 dataset_tab.render(ws, demo)
             with gr.Tab("Train", id="train"):
-                _coming("Training (BSA fine-tuning of BigGAN-deep, class-conditional GAN) is coming next.")
+                train_tab.render(ws, demo, jobs, train_form, dev=dev)
             with gr.Tab("Generate", id="generate"):
-                _coming("Generating by art-movement class from a trained run is coming.")
+                generate_tab.render(ws, demo, dev=dev)
             with gr.Tab("Blend", id="blend"):
                 _coming("Blending two fine-tuned domains with CLIP prompts is coming.")
     return demo
@@ -31,6 +33,7 @@ def build_app(ws: Workspace) -> gr.Blocks:
 
 def _coming(text: str) -> None:
     gr.Markdown(f"**Coming soon.** {text} Meanwhile, build your dataset in the Dataset tab.")
+
 
 
 def launch(demo: gr.Blocks, ws: Workspace, *, host: str, port: int, share: bool) -> None:

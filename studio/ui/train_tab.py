@@ -1,0 +1,370 @@
+"""The Train tab: a form that queues a training job, and a live view of any run that polls its folder.
+
+Nothing here holds a job's state: every tick reads it back through `JobManager.view`, so buttons
+follow the truth after a failure, a reload reattaches, and a restarted app shows what really happened.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from studio.data.dataset import list_datasets
+from studio.errors import UserError
+from studio.jobs import JobManager, JobRequest
+from studio.methods import bsa, cgan
+from studio.models.biggan import BIGGAN_NAMES, resolve_biggan
+from studio.run import RunFolder
+from studio.train import LoopConfig
+from studio.ui.dataset_tab import _user_errors
+from studio.workspace import Workspace, write_json_atomic
+
+FORM_STORAGE_KEY = "artgan-studio-train-form"
+PLOT_POINTS = 300  # per curve; enough to read a trend, small enough to redraw every second
+METHODS = {"cgan": cgan, "bsa": bsa}
+METHOD_CHOICES = [("cGAN: train a class-conditional GAN on your images", "cgan"),
+                  ("BSA: adapt a pretrained BigGAN-deep (frozen; only scale/shift, class and latents learn)", "bsa")]
+# Form field → (method, config field). Loop fields and the shared ones are separate.
+CONFIG_FIELDS = {
+    "model": ("bsa", "model"), "adapt": ("bsa", "adapt"), "bsa_batch": ("bsa", "batch"), "bsa_lr": ("bsa", "lr"),
+    "perceptual": ("bsa", "perceptual"), "class_init": ("bsa", "class_init"),
+    "resolution": ("cgan", "resolution"), "cgan_batch": ("cgan", "batch"), "lr_g": ("cgan", "lr_g"), "lr_d": ("cgan", "lr_d"),
+    "augment": ("cgan", "augment"), "mode_seeking": ("cgan", "mode_seeking"), "g_ch": ("cgan", "g_ch"), "d_ch": ("cgan", "d_ch"),
+    "transfer_from": ("cgan", "transfer_from"),
+}
+LOOP_FIELDS = ("iters", "sample_every", "checkpoint_every")
+FORM_KEYS = ("run", "dataset", "method", "preset", *CONFIG_FIELDS, *LOOP_FIELDS, "device")
+FIRST_RUN_PRESET = "cpu-32"  # the offline demo: class-conditioned art within minutes on a CPU
+
+
+def preset_values(method: str, preset: str | None) -> dict[str, Any]:
+    """Form values for a method's preset (or its defaults): config fields and loop fields."""
+    module = METHODS[method]
+    values = {f.name: f.default for f in fields(module.CONFIG)}
+    values |= {f.name: f.default for f in fields(LoopConfig)} | module.DEFAULT_LOOP | module.PRESETS.get(preset or "", {})
+    form = {key: values[name] for key, (m, name) in CONFIG_FIELDS.items() if m == method}
+    if method == "cgan":
+        form["augment"] = [p for p in values["augment"].split(",") if p]
+    return {**form, **{k: values[k] for k in LOOP_FIELDS}, "method": method, "preset": preset}
+
+
+def default_form(ws: Workspace) -> dict[str, Any]:
+    datasets = [d["dataset"] for d in list_datasets(ws)]
+    dataset = "demo" if "demo" in datasets else (datasets[0] if datasets else None)
+    return {**preset_values("bsa", "symbolic-seed"), **preset_values("cgan", FIRST_RUN_PRESET),
+            "run": "", "dataset": dataset, "device": "auto"}
+
+
+def form_request(form: dict[str, Any], taken: list[str]) -> JobRequest:
+    """The job a filled form asks for; an empty run name becomes `<dataset>-<method>[-N]`."""
+    method, dataset = form["method"], form.get("dataset")
+    if method not in METHODS:
+        raise UserError("Choose a training method: cGAN or BSA.")
+    config: dict[str, Any] = {}
+    for key, (m, name) in CONFIG_FIELDS.items():
+        value = form.get(key)
+        if m != method or value in (None, ""):
+            continue
+        config[name] = ",".join(value) if key == "augment" else value
+    for name in ("batch", "resolution", "g_ch", "d_ch", "class_init"):
+        if name in config:
+            config[name] = _whole(config[name], name)
+    if config.get("augment") == "":
+        config["augment"] = "none"
+    loop = {k: _whole(form[k], k) for k in LOOP_FIELDS if form.get(k) not in (None, "")}
+    name = (form.get("run") or "").strip() or _free_run_name(f"{dataset or 'run'}-{method}", taken)
+    return JobRequest(method, name, dataset=dataset, config=config, loop=loop, device=form.get("device") or "auto")
+
+
+def _whole(value: Any, name: str) -> int:
+    if float(value) != int(float(value)) or int(float(value)) < 0:
+        raise UserError(f"{name.replace('_', ' ').capitalize()} must be a whole number, not {value}.")
+    return int(float(value))
+
+
+def _free_run_name(base: str, taken: list[str]) -> str:
+    base = re.sub(r"[^A-Za-z0-9._-]", "-", base)[:56]
+    n, name = 1, base
+    while name in taken:
+        n, name = n + 1, f"{base}-{n + 1}"
+    return name
+
+
+def model_choices(dev: bool) -> list[tuple[str, str]]:
+    """BigGAN-deep sizes with where each would come from: found locally, will download N MB, or not available offline."""
+    choices = [(f"{name}: {resolve_biggan(name).status}", name) for name in BIGGAN_NAMES]
+    return choices + ([("tiny: random 32 px model (developer)", "tiny")] if dev else [])
+
+
+def run_choices(jobs: JobManager) -> list[tuple[str, str]]:
+    return [(f"{v.run} · {v.state}" + (f" · step {v.step}" if v.step else ""), v.run) for v in jobs.runs()]
+
+
+def loss_frame(run: RunFolder):
+    """metrics.jsonl as a long table (step, value, term) for gr.LinePlot, thinned to PLOT_POINTS per term."""
+    import pandas as pd
+
+    rows = run.read_metrics()
+    stride = max(1, len(rows) // PLOT_POINTS)
+    records = [{"step": r["step"], "value": v, "term": k} for r in rows[::stride] for k, v in r.items()
+               if k not in ("step", "time", "lr") and isinstance(v, (int, float))]
+    return pd.DataFrame(records, columns=["step", "value", "term"]).astype({"step": int, "value": float, "term": str})
+
+
+def live_view(jobs: JobManager, name: str | None) -> dict[str, Any]:
+    """Everything the live panel shows for run `name`: sentence, buttons, latest preview, history, curves, log."""
+    if not name or name not in {v.run for v in jobs.runs()}:
+        return {"status": "No run selected. Fill in the form and press **Start training**.", "stop": False,
+                "resume": False, "delete": False, "preview": None, "history": [], "plot": loss_frame(RunFolder(Path("/nonexistent"))),
+                "log": "", "signature": ("no run",)}
+    view = jobs.view(name)
+    run = RunFolder(jobs.ws.run_dir(name))
+    samples = run.sample_paths()
+    details = " · ".join(x for x in (view.method, view.dataset and f"dataset {view.dataset}") if x)
+    return {
+        "status": f"**{name}** ({details}): {view.sentence()}",
+        "stop": view.live, "resume": view.can_continue, "delete": not view.live or view.state == "queued",
+        "preview": str(samples[-1]) if samples else None,
+        "history": [(str(p), f"step {int(p.stem.split('_')[1])}") for p in reversed(samples)],
+        "plot": loss_frame(run), "log": jobs.log_tail(name),
+        "signature": (name, view.state, len(samples), (run.path / "metrics.jsonl").stat().st_size
+                      if (run.path / "metrics.jsonl").exists() else 0),
+    }
+
+
+def browser_state() -> gr.BrowserState:
+    """The form's values in the browser's localStorage. Make it outside the tabs: a hidden tab mounts late,
+    and a state inside it would still be empty when demo.load reads it."""
+    return gr.BrowserState({}, storage_key=FORM_STORAGE_KEY)
+
+
+def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, form_state: gr.BrowserState, *, dev: bool = False) -> None:
+    """Build the tab in the current Blocks context and wire its events."""
+    start = default_form(ws)
+    with gr.Row():
+        with gr.Column(scale=2):
+            gr.Markdown("### New training run")
+            run_name = gr.Textbox(label="Run name", placeholder="empty: <dataset>-<method>", elem_id="train-run-name",
+                                  info="A folder under runs/; letters, digits, '.', '_' and '-'.")
+            dataset = gr.Dropdown([d["dataset"] for d in list_datasets(ws)], value=start["dataset"], label="Dataset",
+                                  elem_id="train-dataset")
+            method = gr.Radio(METHOD_CHOICES, value=start["method"], label="Method", elem_id="train-method")
+            preset = gr.Dropdown(_preset_choices(start["method"]), value=start["preset"], label="Preset",
+                                 info="Fills the settings below with a tested recipe.", elem_id="train-preset")
+            with gr.Group(visible=start["method"] == "bsa") as bsa_group:
+                model = gr.Dropdown(model_choices(dev), value=start["model"], label="BigGAN-deep",
+                                    info="Pretrained generator to adapt; the label says where its weights come from.",
+                                    elem_id="train-model")
+                adapt = gr.Radio(list(bsa.ADAPT_MODES), value=start["adapt"], label="What adapts",
+                                 info="hyper-bn: the reference recipe; scale-shift: per-channel γ/β on every batch norm")
+                with gr.Row():
+                    bsa_batch = gr.Number(start["bsa_batch"], label="Batch", precision=0, minimum=1)
+                    bsa_lr = gr.Number(start["bsa_lr"], label="Learning rate (latents; others scale from it)", minimum=0)
+                with gr.Row():
+                    perceptual = gr.Dropdown(["vgg16", "none", *(["tiny"] if dev else [])], value=start["perceptual"],
+                                             label="Perceptual loss", info="VGG16 features (downloads 528 MB once)")
+                    class_init = gr.Number(None, label="Start class (ImageNet index)", precision=0,
+                                           info="empty: the mean of all ImageNet classes")
+            with gr.Group(visible=start["method"] == "cgan") as cgan_group:
+                with gr.Row():
+                    resolution = gr.Dropdown([32, 64, 128], value=start["resolution"], label="Resolution (px)",
+                                             info="32 trains in minutes on a CPU; 64/128 want a GPU")
+                    cgan_batch = gr.Number(start["cgan_batch"], label="Batch", precision=0, minimum=2)
+                with gr.Row():
+                    lr_g = gr.Number(start["lr_g"], label="Generator lr", minimum=0)
+                    lr_d = gr.Number(start["lr_d"], label="Discriminator lr", minimum=0)
+                    mode_seeking = gr.Number(start["mode_seeking"], label="Mode seeking", minimum=0,
+                                             info="rewards different images for different latents; guards against collapse")
+                augment = gr.CheckboxGroup(["color", "translation", "cutout"], value=start["augment"], label="DiffAugment",
+                                           info="keeps the discriminator from memorising a small dataset")
+                with gr.Row():
+                    g_ch = gr.Number(start["g_ch"], label="Generator width", precision=0, minimum=4)
+                    d_ch = gr.Number(start["d_ch"], label="Discriminator width", precision=0, minimum=4)
+                    transfer_from = gr.Dropdown(["", *_cgan_runs(jobs)], value="", label="Transfer from run",
+                                                info="start from an earlier cGAN run's generator (same resolution and widths)")
+            with gr.Row():
+                iters = gr.Number(start["iters"], label="Steps", precision=0, minimum=1, elem_id="train-iters")
+                sample_every = gr.Number(start["sample_every"], label="Preview every", precision=0, minimum=1,
+                                         elem_id="train-sample-every")
+                checkpoint_every = gr.Number(start["checkpoint_every"], label="Checkpoint every", precision=0, minimum=1)
+                device = gr.Dropdown(_device_choices(), value="auto", label="Device")
+            start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
+            with gr.Accordion("Presets as JSON", open=False):
+                gr.Markdown("Save these settings to a file, or load a file saved before.")
+                with gr.Row():
+                    save_btn = gr.Button("Save settings", size="sm", elem_id="train-save-preset")
+                    load_btn = gr.UploadButton("Load settings", file_types=[".json"], size="sm", elem_id="train-load-preset")
+                preset_file = gr.File(label="Settings file", visible=False, interactive=False, elem_id="train-preset-file")
+        with gr.Column(scale=3):
+            gr.Markdown("### Runs")
+            picked = gr.Dropdown(run_choices(jobs), value=None, label="Watch run", elem_id="train-run",
+                                 info="Every run in the workspace with its true state; the one training now is picked on load.")
+            with gr.Row():
+                stop_btn = gr.Button("Stop (saves a checkpoint)", variant="stop", interactive=False, elem_id="train-stop")
+                resume_btn = gr.Button("Continue from the last checkpoint", interactive=False, elem_id="train-continue")
+                delete_btn = gr.Button("Delete run", interactive=False, elem_id="train-delete")
+            with gr.Row(visible=False, elem_id="train-delete-confirm-row") as confirm_row:
+                confirm_md = gr.Markdown()
+                confirm_btn = gr.Button("Yes, delete it", variant="stop", size="sm", elem_id="train-delete-confirm")
+                cancel_btn = gr.Button("Keep it", size="sm", elem_id="train-delete-cancel")
+            status = gr.Markdown(elem_id="train-status")
+            preview = gr.Image(label="Latest preview (fixed seed)", type="filepath", interactive=False, height=420,
+                               elem_id="train-preview")
+            history = gr.Gallery(label="Earlier previews (newest first)", columns=4, height=240, allow_preview=True, object_fit="contain",
+                                 elem_id="train-history")
+            plot = gr.LinePlot(x="step", y="value", color="term", title="Losses", height=260, buttons=["fullscreen", "export"],
+                               elem_id="train-losses")
+            log = gr.Textbox(label="Log", lines=6, max_lines=12, autoscroll=True, elem_id="train-log")
+    signature = gr.State(None)
+    timer = gr.Timer(1.0)
+
+    form_components = {"run": run_name, "dataset": dataset, "method": method, "preset": preset, "model": model,
+                       "adapt": adapt, "bsa_batch": bsa_batch, "bsa_lr": bsa_lr, "perceptual": perceptual,
+                       "class_init": class_init, "resolution": resolution, "cgan_batch": cgan_batch, "lr_g": lr_g,
+                       "lr_d": lr_d, "augment": augment, "mode_seeking": mode_seeking, "g_ch": g_ch, "d_ch": d_ch,
+                       "transfer_from": transfer_from, "iters": iters, "sample_every": sample_every,
+                       "checkpoint_every": checkpoint_every, "device": device}
+    assert tuple(form_components) == FORM_KEYS
+    inputs = list(form_components.values())
+    live_outputs = [status, stop_btn, resume_btn, delete_btn, preview, history, plot, log, signature]
+
+    def _form(*values) -> dict[str, Any]:
+        return dict(zip(FORM_KEYS, values))
+
+    def _fill(values: dict[str, Any]) -> list:
+        return [gr.update(value=values[k]) if k in values else gr.update() for k in FORM_KEYS]
+
+    def refresh(name: str | None, last_signature=None) -> list:
+        v = live_view(jobs, name)
+        same = v["signature"] == last_signature
+        media = [gr.update() for _ in range(3)] if same else [v["preview"], v["history"], v["plot"]]
+        return [v["status"], gr.update(interactive=v["stop"]), gr.update(interactive=v["resume"]),
+                gr.update(interactive=v["delete"]), *media, v["log"], v["signature"]]
+
+    def on_tick(name, last_signature, shown):
+        choices = run_choices(jobs)
+        picker = gr.update(choices=choices) if choices != shown else gr.update()
+        return [picker, choices, *refresh(name, last_signature)]
+
+    shown_choices = gr.State(run_choices(jobs))
+    timer.tick(on_tick, [picked, signature, shown_choices], [picked, shown_choices, *live_outputs], show_progress="hidden",
+               concurrency_limit=None)  # cheap folder reads: never queue behind a generation
+    picked.change(refresh, [picked], live_outputs, show_progress="hidden")
+
+    def on_method(m):
+        return (gr.update(visible=m == "bsa"), gr.update(visible=m == "cgan"),
+                gr.update(choices=_preset_choices(m), value=None))
+
+    method.input(on_method, [method], [bsa_group, cgan_group, preset])
+
+    def on_preset(m, p):
+        return _fill(preset_values(m, p)) if p else _fill({})
+
+    preset.input(on_preset, [method, preset], inputs)
+
+    @_user_errors
+    def on_start(*values):
+        request = form_request(_form(*values), [v.run for v in jobs.runs()])
+        jobs.submit(request)
+        return gr.update(choices=run_choices(jobs), value=request.run), *refresh(request.run)
+
+    start_btn.click(on_start, inputs, [picked, *live_outputs])
+
+    @_user_errors
+    def on_stop(name):
+        if not name:
+            raise UserError("Pick a run to stop.")
+        jobs.stop(name)
+        return refresh(name)
+
+    stop_btn.click(on_stop, [picked], live_outputs)
+
+    @_user_errors
+    def on_resume(name, steps, device_v):
+        if not name:
+            raise UserError("Pick a run to continue.")
+        view = jobs.view(name)
+        jobs.resume(name, iters=int(steps) if steps and int(steps) > view.step else None, device=device_v)
+        return refresh(name)
+
+    resume_btn.click(on_resume, [picked, iters, device], live_outputs)
+
+    def on_delete(name):
+        return gr.update(visible=bool(name)), f"Delete run **{name}** with its checkpoints and previews? This cannot be undone."
+
+    delete_btn.click(on_delete, [picked], [confirm_row, confirm_md])
+    cancel_btn.click(lambda: gr.update(visible=False), None, [confirm_row])
+
+    @_user_errors
+    def on_confirm(name):
+        jobs.delete(name)
+        return gr.update(visible=False), gr.update(choices=run_choices(jobs), value=None), *refresh(None)
+
+    confirm_btn.click(on_confirm, [picked], [confirm_row, picked, *live_outputs])
+
+    @_user_errors
+    def on_save(*values):
+        form = {k: v for k, v in _form(*values).items() if k not in ("run", "dataset")}
+        path = ws.exports / "settings" / f"{form['method']}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, form)
+        return gr.update(value=str(path), visible=True)
+
+    save_btn.click(on_save, inputs, [preset_file])
+
+    @_user_errors
+    def on_load(file):
+        try:
+            values = json.loads(Path(file).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UserError(f"That file is not a settings file saved by the studio ({exc}).") from None
+        if not isinstance(values, dict) or values.get("method") not in METHODS:
+            raise UserError("That file is not a settings file saved by the studio (it names no training method).")
+        known = {k: v for k, v in values.items() if k in FORM_KEYS and k not in ("run", "dataset")}
+        return *_fill(known), gr.update(visible=values["method"] == "bsa"), gr.update(visible=values["method"] == "cgan")
+
+    load_btn.upload(on_load, [load_btn], [*inputs, bsa_group, cgan_group])
+
+    # Form values live in the browser, so a reload (or a restarted app) brings them back.
+    gr.on([c.change for c in inputs], lambda *v: _form(*v), inputs, [form_state], show_progress="hidden")
+
+    def on_load_page(saved: dict | None):
+        datasets = [d["dataset"] for d in list_datasets(ws)]
+        values = {**default_form(ws), **{k: v for k, v in (saved or {}).items() if k in FORM_KEYS}}
+        if values.get("dataset") not in datasets:
+            values["dataset"] = default_form(ws)["dataset"]
+        updates = _fill(values)
+        updates[FORM_KEYS.index("dataset")] = gr.update(choices=datasets, value=values["dataset"])
+        updates[FORM_KEYS.index("model")] = gr.update(choices=model_choices(dev), value=values["model"])
+        updates[FORM_KEYS.index("transfer_from")] = gr.update(choices=["", *_cgan_runs(jobs)], value=values.get("transfer_from") or "")
+        updates[FORM_KEYS.index("preset")] = gr.update(choices=_preset_choices(values["method"]), value=values.get("preset"))
+        # Reattach: the job that is training now, else the newest run.
+        views = jobs.runs()
+        live = next((v.run for v in views if v.live), None)
+        name = live or (views[0].run if views else None)
+        return (*updates, gr.update(visible=values["method"] == "bsa"), gr.update(visible=values["method"] == "cgan"),
+                gr.update(choices=run_choices(jobs), value=name))
+
+    demo.load(on_load_page, [form_state], [*inputs, bsa_group, cgan_group, picked])
+    dataset.focus(lambda: gr.update(choices=[d["dataset"] for d in list_datasets(ws)]), None, [dataset])
+
+
+def _preset_choices(method: str) -> list[tuple[str, str]]:
+    module = METHODS[method]
+    return [(module.PRESET_TITLES.get(name, name), name) for name in module.PRESETS]
+
+
+def _cgan_runs(jobs: JobManager) -> list[str]:
+    return [v.run for v in jobs.runs() if v.method == "cgan" and v.has_checkpoint]
+
+
+def _device_choices() -> list[str]:
+    import torch
+
+    return ["auto", "cpu", *(["cuda"] if torch.cuda.is_available() else [])]

@@ -1,0 +1,69 @@
+"""The Train tab's handlers called directly: form → job request → the CLI's own parser; the live view of a real run."""
+
+from __future__ import annotations
+
+import pytest
+
+from studio.cli import build_parser
+from studio.data.dataset import create_demo_dataset
+from studio.errors import UserError
+from studio.jobs import JobManager
+from studio.methods.cgan import CGANConfig
+from studio.train import LoopConfig, run_training
+from studio.ui import train_tab
+
+
+@pytest.fixture
+def ws(workspace):
+    create_demo_dataset(workspace, "demo", per_class=4, size=64)
+    return workspace
+
+
+def test_first_run_form_is_the_demo_cgan_and_becomes_a_cli_command(ws):
+    form = train_tab.default_form(ws)
+    assert form["method"] == "cgan" and form["dataset"] == "demo" and form["preset"] == train_tab.FIRST_RUN_PRESET
+    request = train_tab.form_request(form, taken=["demo-cgan"])
+    assert request.run == "demo-cgan-2"
+    args = build_parser().parse_args(request.argv(ws)[3:])  # what the job process will parse
+    assert (args.command, args.method, args.run, args.dataset) == ("train", "cgan", "demo-cgan-2", "demo")
+    assert args.resolution == 32 and args.augment == "color,translation,cutout" and args.iters == 2500
+    assert args.transfer_from is None and args.freeze_steps is None  # empty fields stay the config's defaults
+
+
+def test_presets_fill_the_seed_tables_and_bad_values_are_sentences(ws):
+    values = train_tab.preset_values("bsa", "symbolic-seed")
+    assert (values["iters"], values["bsa_lr"], values["bsa_batch"]) == (300, 0.03, 5)
+    form = {**train_tab.default_form(ws), **values, "model": "tiny", "perceptual": "none"}
+    request = train_tab.form_request(form, taken=[])
+    assert request.method == "bsa" and request.config["lr"] == 0.03 and "resolution" not in request.config
+    assert train_tab.form_request({**train_tab.default_form(ws), "augment": []}, []).config["augment"] == "none"
+    with pytest.raises(UserError, match="whole number"):
+        train_tab.form_request({**train_tab.default_form(ws), "cgan_batch": 2.5}, [])
+
+
+def test_model_choices_say_where_weights_come_from(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    choices = dict((v, label) for label, v in train_tab.model_choices(dev=False))
+    assert set(choices) == {"biggan-deep-128", "biggan-deep-256", "biggan-deep-512"}
+    assert all("found" in label or "not available offline" in label for label in choices.values())
+    assert "tiny" in dict((v, label) for label, v in train_tab.model_choices(dev=True))
+
+
+def test_live_view_of_a_finished_run(ws):
+    run_training(ws, method="cgan", run_name="done", dataset="demo", cfg=CGANConfig(g_ch=8, d_ch=8, batch=8),
+                 loop=LoopConfig(iters=4, sample_every=2, checkpoint_every=4), device="cpu")
+    jobs = JobManager(ws, background=False)
+    view = train_tab.live_view(jobs, "done")
+    assert "Finished" in view["status"] and view["resume"] and view["delete"] and not view["stop"]
+    assert view["preview"].endswith("step_000004.png")
+    assert [caption for _, caption in view["history"]] == ["step 4", "step 2", "step 0"]
+    assert set(view["plot"]["term"]) >= {"d_loss", "g_loss"} and view["plot"]["step"].max() == 4
+    assert "finished at step 4" in view["log"]
+    assert train_tab.run_choices(jobs) == [("done · finished · step 4", "done")]
+    assert train_tab.live_view(jobs, None)["preview"] is None
+
+
+def test_the_whole_app_builds(ws):
+    from studio.ui.app import build_app
+
+    build_app(ws, JobManager(ws, background=False), dev=True)
