@@ -67,3 +67,16 @@ def test_the_whole_app_builds(ws):
     from studio.ui.app import build_app
 
     build_app(ws, JobManager(ws, background=False), dev=True)
+
+
+def test_settings_save_and_load_round_trip(ws, tmp_path):
+    form = {**train_tab.default_form(ws), "run": "mine", "iters": 777, "augment": ["color"]}
+    path = train_tab.save_settings(ws, form)
+    assert path.parent == ws.exports / "settings"
+    loaded = train_tab.read_settings(path)
+    assert loaded["iters"] == 777 and loaded["augment"] == ["color"] and "run" not in loaded and "dataset" not in loaded
+    bad = tmp_path / "bad.json"
+    for text in ("{not json", '{"method": "vae"}', "[1, 2]"):
+        bad.write_text(text)
+        with pytest.raises(UserError, match="not a settings file"):
+            train_tab.read_settings(bad)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -164,13 +165,13 @@ def test_a_typed_dataset_name_cannot_reach_outside_the_workspace(tmp_path):
 
 
 def test_train_preview_reload_stop_continue(studio_page, app_url):
-    """Start a short demo cGAN, see the step-0 preview, reload and find it still there, stop it, continue it."""
+    """Start the demo cGAN, see the step-0 preview, reload and find it still there, stop it, continue it to the end."""
     from playwright.sync_api import expect
 
     page = studio_page
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-run-name").get_by_role("textbox").fill("browser-run")
-    page.locator("#train-iters input").fill("200")
+    page.locator("#train-iters input").fill("100000")
     page.locator("#train-sample-every input").fill("20")
     page.locator("#train-sample-every input").press("Tab")
     started = time.time()
@@ -185,17 +186,19 @@ def test_train_preview_reload_stop_continue(studio_page, app_url):
     page.get_by_role("tab", name="Train").click()
     expect(page.locator("#train-status")).to_contain_text("browser-run")
     expect(page.locator("#train-status")).to_contain_text("Running")
-    expect(page.locator("#train-iters input")).to_have_value("200")
+    expect(page.locator("#train-iters input")).to_have_value("100000")
 
     page.locator("#train-stop").click()
     expect(page.locator("#train-status")).to_contain_text("Stopped at step", timeout=60_000)
-    stopped_at = int(__import__("json").loads((app_url[1] / "runs" / "browser-run" / "status.json").read_text())["step"])
+    stopped_at = json.loads((app_url[1] / "runs" / "browser-run" / "status.json").read_text())["step"]
+    page.locator("#train-iters input").fill(str(stopped_at + 40))  # Continue trains up to the form's Steps
+    page.locator("#train-iters input").press("Tab")
     page.locator("#train-continue").click()
-    expect(page.locator("#train-status")).to_contain_text("Finished: step 200/200", timeout=120_000)
+    expect(page.locator("#train-status")).to_contain_text(f"Finished: step {stopped_at + 40}/{stopped_at + 40}", timeout=120_000)
     expect(page.locator("#train-history img").first).to_be_visible()
     page.screenshot(path=str(SHOTS / "train_finished.png"), full_page=True)
     log = (app_url[1] / "runs" / "browser-run" / "log.txt").read_text()
-    assert f"resumed from step {stopped_at}" in log
+    assert f"resumed from step {stopped_at}" in log and "failed" not in log
     print(f"Start → first preview in the browser: {first_preview_s:.1f} s")
 
 
@@ -238,3 +241,9 @@ def test_generate_a_class_grid_while_a_job_trains_and_download_it(studio_page, a
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-stop").click()
     expect(page.locator("#train-status")).to_contain_text("Stopped at step", timeout=60_000)
+    page.locator("#train-delete").click()  # asks first
+    expect(page.locator("#train-delete-confirm")).to_be_visible()
+    assert (app_url[1] / "runs" / "busy").exists()
+    page.locator("#train-delete-confirm").click()
+    expect(page.locator("#train-status")).to_contain_text("No run selected")
+    assert not (app_url[1] / "runs" / "busy").exists() and (app_url[1] / "runs" / "browser-run").exists()

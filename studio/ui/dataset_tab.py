@@ -6,9 +6,7 @@ the refreshed view, so the page always shows what is on disk.
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
-from typing import Callable
 
 import gradio as gr
 
@@ -16,22 +14,10 @@ from studio.data.dataset import UNLABELED, CropSettings, Dataset, create_demo_da
 from studio.data.decode import CROP_MODES, PATCH_LAYOUTS
 from studio.data.demo import DEMO_CLASSES
 from studio.errors import UserError
+from studio.ui.common import user_errors
 from studio.workspace import Workspace
 
 ALL = "(all)"
-
-
-def _user_errors(fn: Callable) -> Callable:
-    """Show a user's mistake as a one-sentence toast instead of an error trace."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except UserError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-
-    return wrapper
 
 
 def _names(ws: Workspace) -> list[str]:
@@ -130,7 +116,7 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
 
     view_outputs = [gallery, shown_ids, counts, show]
 
-    @_user_errors
+    @user_errors
     def on_import(ds_name, files, folder_files, label_value, folders_flag, size_v, crop_v, patches_v, layout_v, show_v):
         paths = [Path(p) for p in (files or []) + (folder_files or [])]
         if not ds_name:
@@ -150,7 +136,7 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
     import_btn.click(on_import, [name, uploads, folder, label, from_folders, size, crop, patches, layout, show],
                      [status, report, name, uploads, folder, *view_outputs])
 
-    @_user_errors
+    @user_errors
     def on_demo(ds_name):
         target = ds_name if ds_name and _existing(ws, ds_name) is None else _free_name(ws, "demo")
         ds = create_demo_dataset(ws, target)
@@ -184,7 +170,7 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
 
     gallery.select(on_select, [name, shown_ids], [selected, selected_md, new_label])
 
-    @_user_errors
+    @user_errors
     def on_relabel(ds_name, image_id, label_value, show_v):
         if not image_id:
             raise UserError("Click an image in the gallery first.")
@@ -195,7 +181,7 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
 
     relabel_btn.click(on_relabel, [name, selected, new_label, show], [selected_md, *view_outputs])
 
-    @_user_errors
+    @user_errors
     def on_remove(ds_name, image_id, show_v):
         if not image_id:
             raise UserError("Click an image in the gallery first.")
@@ -204,14 +190,14 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
 
     remove_btn.click(on_remove, [name, selected, show], [selected, selected_md, *view_outputs])
 
-    @_user_errors
+    @user_errors
     def on_recrop(ds_name, size_v, crop_v, patches_v, layout_v, show_v):
         n = Dataset.open(ws, ds_name).recrop(CropSettings(size=int(size_v), crop=crop_v, patches=int(patches_v), patch_layout=layout_v))
         return f"Re-cropped from the originals: {n} images.", *dataset_view(ws, ds_name, show_v)
 
     recrop_btn.click(on_recrop, [name, size, crop, patches, layout, show], [status, *view_outputs])
 
-    @_user_errors
+    @user_errors
     def on_preview(ds_name, policy_v):
         from PIL import Image
 
@@ -226,7 +212,7 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
 
     preview_btn.click(on_preview, [name, policy], [preview])
 
-    @_user_errors
+    @user_errors
     def on_export(ds_name):
         return gr.update(value=str(Dataset.open(ws, ds_name).export_zip(ws.exports / f"{ds_name}.zip")), visible=True)
 

@@ -12,7 +12,7 @@ from studio.data.augment import image_grid, to_pil
 from studio.errors import UserError
 from studio.generate import (MAX_FRAMES, MAX_PER_CLASS, SamplerCache, SourceInfo, compare_with_base, generate_grid,
                              imagenet_classes, interpolate, list_sources, source_info)
-from studio.ui.dataset_tab import _user_errors
+from studio.ui.common import user_errors
 from studio.workspace import Workspace
 
 BETWEEN = {"Two seeds": "seeds", "Two training images (BSA)": "images"}
@@ -61,7 +61,7 @@ class GenerateTab:
                 gr.update(value=imagenet_classes()[info.class_init or 0]), compare_note,
                 gr.update(interactive=info.method == "bsa"))
 
-    @_user_errors
+    @user_errors
     def on_generate(self, source, classes, seed, n, truncation):
         loaded = self.cache.get(self.ws, source)
         seed = _whole(seed, "the seed")
@@ -78,7 +78,7 @@ class GenerateTab:
                     gr.update(interactive=False))
         return gr.update(label="From seed"), gr.update(label="To seed"), gr.update(interactive=True)
 
-    @_user_errors
+    @user_errors
     def on_interpolate(self, source, between, a, b, label, frames, truncation):
         between = BETWEEN.get(between, between)
         what = "training images" if between == "images" else "seeds"
@@ -89,7 +89,7 @@ class GenerateTab:
         status = f"{len(result.frames)} frames between {what} {a} and {b}, played forward and back."
         return str(result.gif_path), gr.update(value=str(result.gif_path), visible=True), status
 
-    @_user_errors
+    @user_errors
     def on_compare(self, source, imagenet, label, seed, n, truncation):
         seed = _whole(seed, "the seed")
         loaded = self.cache.get(self.ws, source)

@@ -22,7 +22,7 @@ from studio.methods import bsa, cgan
 from studio.models.biggan import BIGGAN_NAMES, resolve_biggan
 from studio.run import RunFolder
 from studio.train import LoopConfig
-from studio.ui.dataset_tab import _user_errors
+from studio.ui.common import user_errors
 from studio.workspace import Workspace, write_json_atomic
 
 FORM_STORAGE_KEY = "artgan-studio-train-form"
@@ -94,6 +94,26 @@ def _free_run_name(base: str, taken: list[str]) -> str:
     while name in taken:
         n, name = n + 1, f"{base}-{n + 1}"
     return name
+
+
+def save_settings(ws: Workspace, form: dict[str, Any]) -> Path:
+    """The form's settings (not the run name or dataset) as a JSON file under exports/settings/."""
+    settings = {k: v for k, v in form.items() if k not in ("run", "dataset")}
+    path = ws.exports / "settings" / f"{settings['method']}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(path, settings)
+    return path
+
+
+def read_settings(path: Path) -> dict[str, Any]:
+    """Form values from a settings file; anything that is not a form field is ignored."""
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path.name} is not a settings file saved by the studio ({exc}).") from None
+    if not isinstance(values, dict) or values.get("method") not in METHODS:
+        raise UserError(f"{path.name} is not a settings file saved by the studio: it names no training method.")
+    return {k: v for k, v in values.items() if k in FORM_KEYS and k not in ("run", "dataset")}
 
 
 def model_choices(dev: bool) -> list[tuple[str, str]]:
@@ -268,7 +288,7 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, form_state: gr.Brow
 
     preset.input(on_preset, [method, preset], inputs)
 
-    @_user_errors
+    @user_errors
     def on_start(*values):
         request = form_request(_form(*values), [v.run for v in jobs.runs()])
         jobs.submit(request)
@@ -276,7 +296,7 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, form_state: gr.Brow
 
     start_btn.click(on_start, inputs, [picked, *live_outputs])
 
-    @_user_errors
+    @user_errors
     def on_stop(name):
         if not name:
             raise UserError("Pick a run to stop.")
@@ -285,7 +305,7 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, form_state: gr.Brow
 
     stop_btn.click(on_stop, [picked], live_outputs)
 
-    @_user_errors
+    @user_errors
     def on_resume(name, steps, device_v):
         if not name:
             raise UserError("Pick a run to continue.")
@@ -301,33 +321,19 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, form_state: gr.Brow
     delete_btn.click(on_delete, [picked], [confirm_row, confirm_md])
     cancel_btn.click(lambda: gr.update(visible=False), None, [confirm_row])
 
-    @_user_errors
+    @user_errors
     def on_confirm(name):
         jobs.delete(name)
         return gr.update(visible=False), gr.update(choices=run_choices(jobs), value=None), *refresh(None)
 
     confirm_btn.click(on_confirm, [picked], [confirm_row, picked, *live_outputs])
 
-    @_user_errors
-    def on_save(*values):
-        form = {k: v for k, v in _form(*values).items() if k not in ("run", "dataset")}
-        path = ws.exports / "settings" / f"{form['method']}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path, form)
-        return gr.update(value=str(path), visible=True)
+    save_btn.click(lambda *v: gr.update(value=str(save_settings(ws, _form(*v))), visible=True), inputs, [preset_file])
 
-    save_btn.click(on_save, inputs, [preset_file])
-
-    @_user_errors
+    @user_errors
     def on_load(file):
-        try:
-            values = json.loads(Path(file).read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise UserError(f"That file is not a settings file saved by the studio ({exc}).") from None
-        if not isinstance(values, dict) or values.get("method") not in METHODS:
-            raise UserError("That file is not a settings file saved by the studio (it names no training method).")
-        known = {k: v for k, v in values.items() if k in FORM_KEYS and k not in ("run", "dataset")}
-        return *_fill(known), gr.update(visible=values["method"] == "bsa"), gr.update(visible=values["method"] == "cgan")
+        values = read_settings(Path(file))
+        return *_fill(values), gr.update(visible=values["method"] == "bsa"), gr.update(visible=values["method"] == "cgan")
 
     load_btn.upload(on_load, [load_btn], [*inputs, bsa_group, cgan_group])
 
