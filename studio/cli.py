@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_commands(commands.add_parser("train", help="train a model on a dataset").add_subparsers(dest="method", required=True))
     _add_sample_command(commands.add_parser("sample", help="generate images from a trained run"))
     _add_evaluate_command(commands.add_parser("evaluate", help="measure a run: class fidelity, diversity, precision and recall"))
+    _add_blend_command(commands.add_parser("blend", help="guide a run (or blend two BSA runs) with a CLIP text prompt"))
     return parser
 
 
@@ -226,6 +227,73 @@ def _add_evaluate_command(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
+
+
+def _add_blend_command(p: argparse.ArgumentParser) -> None:
+    from studio.guide import GuideConfig
+
+    d = GuideConfig(prompt="-")
+    p.add_argument("--a", required=True, help="a trained run (BSA or cGAN)")
+    p.add_argument("--b", help="a second BSA run of the same BigGAN: blend the two domains")
+    p.add_argument("--prompt", required=True, help="what the image should show; several with weights: 'a:1 | b:0.5'")
+    p.add_argument("--negative", default="", help="what it should not show (same syntax)")
+    p.add_argument("--out", required=True, help="the final image, FILE.png")
+    p.add_argument("--clip", default="ViT-B-32", help="CLIP model: ViT-B-32 (LAION-2B weights), another open_clip name, "
+                   "tiny, local-dir:FOLDER or a weights file")
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--cutouts", type=int, default=d.cutouts, help=f"random crops CLIP sees per step (default {d.cutouts})")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--mix", default=d.mix, help="auto: the prompt decides the per-layer mix; or 0..1 (0 = all A, 1 = all B)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--run", help="name of the blend's folder under runs/ (default: from the prompt)")
+    p.add_argument("--compare", action="store_true", help="also guide the unadapted base BigGAN with the same prompt and seed")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true", help="print scores, final score, mix per layer and image path as JSON")
+    p.set_defaults(func=cmd_blend)
+
+
+def cmd_blend(args: argparse.Namespace, ws: Workspace) -> int:
+    import re
+    import shutil
+    import signal
+
+    from studio.guide import GuideConfig, run_blend
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out must be a .png file, not {args.out!r}.")
+    cfg = GuideConfig(prompt=args.prompt, negative=args.negative, steps=args.steps, cutouts=args.cutouts, lr=args.lr,
+                      mix=args.mix, seed=args.seed)
+    name = args.run
+    if not name:
+        base = "blend-" + (re.sub(r"[^A-Za-z0-9]+", "-", args.prompt).strip("-")[:32].lower() or "prompt")
+        name, n = base, 1
+        while ws.run_dir(name).exists():
+            n, name = n + 1, f"{base}-{n + 1}"
+    stop_requests = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop_requests.append(1))
+
+    def on_progress(step: int, total: int, losses: dict[str, float]) -> None:
+        if not args.json and (step % 10 == 0 or step == total):
+            print(f"step {step}/{total}  score {losses['score']:.4f}", file=sys.stderr)
+
+    report = run_blend(ws, run_name=name, a=args.a, b=args.b, cfg=cfg, clip=args.clip, device=args.device,
+                       compare=args.compare, should_stop=lambda: bool(stop_requests), on_progress=on_progress)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(report["image"], out)
+    report["image"] = str(out)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        mix = ", ".join(f"{n} {m:.2f}" for n, m in zip(report["mix_layers"], report["mix"]))
+        print(f"Final CLIP score {report['final_score']:.4f} (first step {report['scores'][0]:.4f}); wrote {out}")
+        if mix:
+            print(f"Mix per layer (0 = {args.a}, 1 = {args.b}): {mix}")
+        if "base" in report:
+            print(f"Base BigGAN on the same prompt and seed: {report['base']['final_score']:.4f}")
+        print(f"Frames, scores and mix: {ws.exports / 'blends' / name}")
+    return 0
 
 
 def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:

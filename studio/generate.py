@@ -132,7 +132,7 @@ def list_sources(ws: Workspace, *, dev: bool = False) -> list[tuple[str, str]]:
             info = _run_info(run.name, _checkpoint_meta(run)) if run.exists() else None
         except (UserError, KeyError):
             continue
-        if info is not None:
+        if info is not None and info.method in ("bsa", "cgan"):  # not blends: they make images, not models
             runs.append((info.saved or 0, (f"{info.name} · {info.method.upper()} · step {info.step}", info.source)))
     bases = []
     for name in base_models(dev=dev):

@@ -31,7 +31,7 @@ STALL_AFTER_S = 120.0  # no step for this long (or 10 steps' time, if longer) �
 
 @dataclass
 class JobRequest:
-    """One training job: the same choices as `python -m studio train METHOD …`."""
+    """One job: the same choices as `python -m studio train METHOD …` (or `blend …` when method is "blend")."""
 
     method: str
     run: str
@@ -42,16 +42,19 @@ class JobRequest:
     device: str = "auto"
 
     def argv(self, ws: Workspace) -> list[str]:
-        args = [sys.executable, "-m", "studio", "--workspace", str(ws.root), "train", self.method, "--run", self.run,
-                "--device", self.device]
+        command = ["blend"] if self.method == "blend" else ["train", self.method]
+        args = [sys.executable, "-m", "studio", "--workspace", str(ws.root), *command, "--run", self.run, "--device", self.device]
         if self.resume:
             args.append("--resume")
-        else:
-            args += ["--dataset", self.dataset] if self.dataset else []
+        elif self.dataset:
+            args += ["--dataset", self.dataset]
         values = {**self.loop, **({} if self.resume else self.config)}
         for key, value in values.items():
-            if value is not None and value != "":
-                args += [f"--{key.replace('_', '-')}", str(value)]
+            flag = f"--{key.replace('_', '-')}"
+            if value is True:
+                args.append(flag)
+            elif value not in (None, "", False):
+                args += [flag, str(value)]
         return args
 
 
@@ -77,8 +80,8 @@ class JobView:
         return self.state in LIVE
 
     @property
-    def can_continue(self) -> bool:
-        return self.state in ("stopped", "failed", "finished") and self.has_checkpoint
+    def can_continue(self) -> bool:  # a blend's result is final; a new prompt is a new blend
+        return self.state in ("stopped", "failed", "finished") and self.has_checkpoint and self.method != "blend"
 
     def sentence(self) -> str:
         """One line for people: the state, progress and, when something is wrong, what to do."""
@@ -100,6 +103,8 @@ class JobView:
         if self.state == "stopped":
             return f"Stopped at {progress}; Continue resumes from the last checkpoint."
         if self.state == "finished":
+            if self.method == "blend":
+                return f"Finished: {progress}."
             return f"Finished: {progress}. Generate from it in the Generate tab, or raise Steps and Continue."
         tail = " Continue resumes from the last checkpoint." if self.can_continue else ""
         return f"Failed at {progress}: {self.error or 'no reason was recorded'}{tail}"
@@ -112,6 +117,13 @@ def _ordinal(n: int | None) -> str:
 def _duration(seconds: float | None) -> str:
     s = int(seconds or 0)
     return f"{s} s" if s < 90 else f"{s // 60} min" if s < 5400 else f"{s / 3600:.1f} h"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -253,6 +265,8 @@ class JobManager:
         state = status.get("state") or ("failed" if run.path.exists() else "missing")
         if state == "missing":
             raise UserError(f"There is no run named {name!r}.")
+        if not (status.get("method") or job.get("method")):  # started from the command line: only config.json says
+            status = {**_read_json(run.path / "config.json"), **status}
         view = JobView(name, state, method=status.get("method") or job.get("method"), dataset=status.get("dataset") or job.get("dataset"),
                        step=int(status.get("step") or 0), total=status.get("total"), it_per_s=status.get("it_per_s"),
                        eta_s=status.get("eta_s"), error=status.get("error"), has_checkpoint=run.has_checkpoint())
@@ -358,10 +372,7 @@ class JobManager:
         return [p.name for p in self.ws.runs.iterdir() if (p / "status.json").exists() or (p / "config.json").exists()]
 
     def _job(self, name: str) -> dict:
-        try:
-            return json.loads((self.ws.run_dir(name) / "job.json").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
+        return _read_json(self.ws.run_dir(name) / "job.json")
 
     @staticmethod
     def _output_tail(run: RunFolder, lines: int) -> str:
@@ -377,6 +388,8 @@ class JobManager:
         from studio.data.dataset import Dataset
         from studio.methods import method_module
 
+        if request.method == "blend":
+            return self._check_blend(request)
         module = method_module(request.method)
         if not request.dataset:
             raise UserError("Choose a dataset to train on (make one in the Dataset tab).")
@@ -391,3 +404,18 @@ class JobManager:
             source = resolve_biggan(config.get("model", module.CONFIG().model))
             if not source.available:
                 raise UserError(f"BigGAN {source.name!r} is {source.status}, then start again.")
+
+    def _check_blend(self, request: JobRequest) -> None:
+        from studio.guide import GuideConfig
+        from studio.models.clip import resolve_clip
+
+        config = dict(request.config)
+        if not config.get("a"):
+            raise UserError("Pick run A: a trained BSA or cGAN run.")
+        for name in filter(None, (config.get("a"), config.get("b"))):
+            if name not in self._run_names() or not self.view(name).has_checkpoint:
+                raise UserError(f"Run {name!r} has no checkpoint yet: train it first.")
+        GuideConfig(**{k: config[k] for k in ("prompt", "negative", "steps", "cutouts", "lr", "mix", "seed") if k in config})
+        source = resolve_clip(config.get("clip") or "ViT-B-32")
+        if not source.available:
+            raise UserError(f"CLIP {source.name!r} is {source.status}.")

@@ -10,7 +10,7 @@ from studio.errors import UserError
 from studio.jobs import JobManager
 from studio.methods.cgan import CGANConfig
 from studio.train import LoopConfig, run_training
-from studio.ui import train_tab
+from studio.ui import live, train_tab
 
 
 @pytest.fixture
@@ -53,14 +53,14 @@ def test_live_view_of_a_finished_run(ws):
     run_training(ws, method="cgan", run_name="done", dataset="demo", cfg=CGANConfig(g_ch=8, d_ch=8, batch=8),
                  loop=LoopConfig(iters=4, sample_every=2, checkpoint_every=4), device="cpu")
     jobs = JobManager(ws, background=False)
-    view = train_tab.live_view(jobs, "done")
+    view = live.live_view(jobs, "done")
     assert "Finished" in view["status"] and view["resume"] and view["delete"] and not view["stop"]
     assert view["preview"].endswith("step_000004.png")
     assert [caption for _, caption in view["history"]] == ["step 4", "step 2", "step 0"]
     assert set(view["plot"]["term"]) >= {"d_loss", "g_loss"} and view["plot"]["step"].max() == 4
     assert "finished at step 4" in view["log"]
-    assert train_tab.run_choices(jobs) == [("done · finished · step 4", "done")]
-    assert train_tab.live_view(jobs, None)["preview"] is None
+    assert live.run_choices(jobs) == [("done · finished · step 4", "done")]
+    assert live.live_view(jobs, None)["preview"] is None
 
 
 def test_the_whole_app_builds(ws):
@@ -80,3 +80,12 @@ def test_settings_save_and_load_round_trip(ws, tmp_path):
         bad.write_text(text)
         with pytest.raises(UserError, match="not a settings file"):
             train_tab.read_settings(bad)
+
+
+def test_runs_started_from_the_command_line_show_their_method(ws):
+    from studio.cli import main
+
+    assert main(["--workspace", str(ws.root), "train", "cgan", "--dataset", "demo", "--run", "cli-run", "--iters", "2",
+                 "--g-ch", "8", "--d-ch", "8", "--batch", "4", "--device", "cpu"]) == 0
+    view = JobManager(ws, background=False).view("cli-run")
+    assert (view.method, view.dataset, view.state) == ("cgan", "demo", "finished")

@@ -179,7 +179,7 @@ def test_train_preview_reload_stop_continue(studio_page, app_url):
     expect(page.locator("#train-preview img")).to_be_visible(timeout=60_000)
     first_preview_s = time.time() - started
     expect(page.locator("#train-status")).to_contain_text("Running", timeout=60_000)
-    expect(page.locator("#train-losses")).to_contain_text("step", timeout=30_000)  # the curve is drawn
+    expect(page.locator("#train-plot")).to_contain_text("step", timeout=30_000)  # the curve is drawn
     page.screenshot(path=str(SHOTS / "train_running.png"), full_page=True)
 
     page.reload()  # the job belongs to the server: the page reattaches, and the form comes back from the browser
@@ -247,3 +247,24 @@ def test_generate_a_class_grid_while_a_job_trains_and_download_it(studio_page, a
     page.locator("#train-delete-confirm").click()
     expect(page.locator("#train-status")).to_contain_text("No run selected")
     assert not (app_url[1] / "runs" / "busy").exists() and (app_url[1] / "runs" / "browser-run").exists()
+
+
+def test_blend_tab_guides_a_run_with_a_prompt(studio_page, app_url):
+    """Guide the cGAN trained above with a prompt (tiny CLIP): a job like training, with its score curve and result."""
+    from playwright.sync_api import expect
+
+    page = studio_page
+    page.get_by_role("tab", name="Blend").click()
+    page.locator("#blend-a input").click()
+    page.locator("#blend-a input").fill("browser-run")
+    page.locator("#blend-a input").press("Enter")
+    page.locator("#blend-prompt").get_by_role("textbox").fill("a red circle")
+    page.locator("#blend-steps input").fill("20")
+    page.locator("#blend-steps input").press("Tab")
+    page.locator("#blend-start").click()
+    expect(page.locator("#blend-status")).to_contain_text("Finished: step 20/20", timeout=90_000)
+    expect(page.locator("#blend-result")).to_contain_text("final CLIP score", timeout=30_000)
+    expect(page.locator("#blend-mix-table")).to_contain_text("geometric")  # the class mix the prompt chose
+    result = json.loads((app_url[1] / "exports" / "blends" / "blend-a-red-circle" / "result.json").read_text())
+    assert len(result["scores"]) == 20 and result["a"] == "browser-run"
+    page.screenshot(path=str(SHOTS / "blend.png"), full_page=True)

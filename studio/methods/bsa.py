@@ -159,13 +159,21 @@ class BSAAdapter(nn.Module):
         if self.model.__dict__.get("_bsa_adapter") is self:
             self.model.__dict__["_bsa_adapter"] = None
 
+    # The hooks read the adaptation through these two methods, so a blend of two adapters can supply mixtures.
+    def first_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.first_scale, self.first_shift
+
+    def bn_affine(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.bn_scale[key], self.bn_shift[key]
+
     def _first_hook(self, module, inputs, out):
         # gen_z's output is later viewed as (B, 4, 4, 16·ch): channels are the fastest-moving index.
-        return (out.view(out.shape[0], -1, self.first_scale.numel()) * self.first_scale + self.first_shift).view_as(out)
+        scale, shift = self.first_affine()
+        return (out.view(out.shape[0], -1, scale.numel()) * scale + shift).view_as(out)
 
     def _bn_hook(self, key: str):
         def hook(bn, inputs, out):
-            scale, shift = self.bn_scale[key], self.bn_shift[key]
+            scale, shift = self.bn_affine(key)
             if self.adapt == "scale-shift":
                 return out * scale[None, :, None, None] + shift[None, :, None, None]
             x, truncation, cond = inputs

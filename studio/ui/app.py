@@ -7,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from studio.jobs import JobManager
-from studio.ui import dataset_tab, generate_tab, train_tab
+from studio.ui import blend_tab, dataset_tab, generate_tab, train_tab
 from studio.workspace import Workspace
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -27,13 +27,8 @@ def build_app(ws: Workspace, jobs: JobManager, *, dev: bool = False) -> gr.Block
             with gr.Tab("Generate", id="generate"):
                 generate_tab.render(ws, demo, dev=dev)
             with gr.Tab("Blend", id="blend"):
-                _coming("Blending two fine-tuned domains with CLIP prompts is coming.")
+                blend_tab.render(ws, demo, jobs, dev=dev)
     return demo
-
-
-def _coming(text: str) -> None:
-    gr.Markdown(f"**Coming soon.** {text} Meanwhile, build your dataset in the Dataset tab.")
-
 
 
 def launch(demo: gr.Blocks, ws: Workspace, *, host: str, port: int, share: bool) -> None:

@@ -120,8 +120,9 @@ def render(ws: Workspace, demo: gr.Blocks, *, dev: bool = False) -> None:
                                info="Lower: safer, more alike; higher: more varied, more odd.")
     button = gr.Button("Generate", variant="primary", elem_id="generate-button")
     status = gr.Markdown(elem_id="generate-status")
-    grid = gr.Image(label="Class × seed grid", type="filepath", interactive=False, height=460, elem_id="generate-grid")
-    gallery = gr.Gallery(label="Images", columns=8, height=320, format="png", elem_id="generate-gallery")
+    grid = gr.Image(label="Class × seed grid", type="filepath", interactive=False, height=460, elem_id="generate-grid", elem_classes=["pixel-art"])
+    gallery = gr.Gallery(label="Images", columns=8, height=320, format="png", elem_id="generate-gallery",
+                         elem_classes=["pixel-art-thumbs"])
     with gr.Row():
         download_grid = gr.DownloadButton("Download the grid (PNG)", visible=False, elem_id="generate-download-grid")
         download_zip = gr.DownloadButton("Download every image (zip)", visible=False, elem_id="generate-download-zip")
@@ -138,7 +139,7 @@ def render(ws: Workspace, demo: gr.Blocks, *, dev: bool = False) -> None:
             frames = gr.Slider(2, MAX_FRAMES, value=16, step=1, label="Frames", elem_id="generate-interp-frames")
         interp_button = gr.Button("Make the GIF", elem_id="generate-interp-button")
         interp_status = gr.Markdown(elem_id="generate-interp-status")
-        gif = gr.Image(label="Animation", type="filepath", interactive=False, height=320, elem_id="generate-interp-gif")
+        gif = gr.Image(label="Animation", type="filepath", interactive=False, height=320, elem_id="generate-interp-gif", elem_classes=["pixel-art"])
         download_gif = gr.DownloadButton("Download the GIF", visible=False, elem_id="generate-interp-download")
 
     with gr.Accordion("Base BigGAN vs fine-tuned (BSA)", open=False):
@@ -150,8 +151,8 @@ def render(ws: Workspace, demo: gr.Blocks, *, dev: bool = False) -> None:
         compare_button = gr.Button("Compare (same seed and latents as above)", elem_id="generate-compare-button")
         compare_status = gr.Markdown(elem_id="generate-compare-status")
         with gr.Row():
-            compare_base = gr.Image(label="Base BigGAN", type="pil", interactive=False, height=280, elem_id="generate-compare-base")
-            compare_tuned = gr.Image(label="Fine-tuned", type="pil", interactive=False, height=280, elem_id="generate-compare-tuned")
+            compare_base = gr.Image(label="Base BigGAN", type="pil", interactive=False, height=280, elem_id="generate-compare-base", elem_classes=["pixel-art"])
+            compare_tuned = gr.Image(label="Fine-tuned", type="pil", interactive=False, height=280, elem_id="generate-compare-tuned", elem_classes=["pixel-art"])
 
     source_outputs = [source_md, classes, truncation, interp_class, compare_class, compare_imagenet, compare_status,
                       compare_button]

@@ -23,10 +23,10 @@ from studio.models.biggan import BIGGAN_NAMES, resolve_biggan
 from studio.run import RunFolder
 from studio.train import LoopConfig
 from studio.ui.common import user_errors
+from studio.ui.live import LivePanel
 from studio.workspace import Workspace, write_json_atomic
 
 FORM_STORAGE_KEY = "artgan-studio-train-form"
-PLOT_POINTS = 300  # per curve; enough to read a trend, small enough to redraw every second
 METHODS = {"cgan": cgan, "bsa": bsa}
 METHOD_CHOICES = [("cGAN: train a class-conditional GAN on your images", "cgan"),
                   ("BSA: adapt a pretrained BigGAN-deep (frozen; only scale/shift, class and latents learn)", "bsa")]
@@ -122,42 +122,6 @@ def model_choices(dev: bool) -> list[tuple[str, str]]:
     return choices + ([("tiny: random 32 px model (developer)", "tiny")] if dev else [])
 
 
-def run_choices(jobs: JobManager) -> list[tuple[str, str]]:
-    return [(f"{v.run} · {v.state}" + (f" · step {v.step}" if v.step else ""), v.run) for v in jobs.runs()]
-
-
-def loss_frame(run: RunFolder):
-    """metrics.jsonl as a long table (step, value, term) for gr.LinePlot, thinned to PLOT_POINTS per term."""
-    import pandas as pd
-
-    rows = run.read_metrics()
-    stride = max(1, len(rows) // PLOT_POINTS)
-    records = [{"step": r["step"], "value": v, "term": k} for r in rows[::stride] for k, v in r.items()
-               if k not in ("step", "time", "lr") and isinstance(v, (int, float))]
-    return pd.DataFrame(records, columns=["step", "value", "term"]).astype({"step": int, "value": float, "term": str})
-
-
-def live_view(jobs: JobManager, name: str | None) -> dict[str, Any]:
-    """Everything the live panel shows for run `name`: sentence, buttons, latest preview, history, curves, log."""
-    if not name or name not in {v.run for v in jobs.runs()}:
-        return {"status": "No run selected. Fill in the form and press **Start training**.", "stop": False,
-                "resume": False, "delete": False, "preview": None, "history": [], "plot": loss_frame(RunFolder(Path("/nonexistent"))),
-                "log": "", "signature": ("no run",)}
-    view = jobs.view(name)
-    run = RunFolder(jobs.ws.run_dir(name))
-    samples = run.sample_paths()
-    details = " · ".join(x for x in (view.method, view.dataset and f"dataset {view.dataset}") if x)
-    return {
-        "status": f"**{name}** ({details}): {view.sentence()}",
-        "stop": view.live, "resume": view.can_continue, "delete": not view.live or view.state == "queued",
-        "preview": str(samples[-1]) if samples else None,
-        "history": [(str(p), f"step {int(p.stem.split('_')[1])}") for p in reversed(samples)],
-        "plot": loss_frame(run), "log": jobs.log_tail(name),
-        "signature": (name, view.state, len(samples), (run.path / "metrics.jsonl").stat().st_size
-                      if (run.path / "metrics.jsonl").exists() else 0),
-    }
-
-
 def browser_state() -> gr.BrowserState:
     """The form's values in the browser's localStorage. Make it outside the tabs: a hidden tab mounts late,
     and a state inside it would still be empty when demo.load reads it."""
@@ -223,26 +187,8 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, form_state: gr.Brow
                 preset_file = gr.File(label="Settings file", visible=False, interactive=False, elem_id="train-preset-file")
         with gr.Column(scale=3):
             gr.Markdown("### Runs")
-            picked = gr.Dropdown(run_choices(jobs), value=None, label="Watch run", elem_id="train-run",
-                                 info="Every run in the workspace with its true state; the one training now is picked on load.")
-            with gr.Row():
-                stop_btn = gr.Button("Stop (saves a checkpoint)", variant="stop", interactive=False, elem_id="train-stop")
-                resume_btn = gr.Button("Continue from the last checkpoint", interactive=False, elem_id="train-continue")
-                delete_btn = gr.Button("Delete run", interactive=False, elem_id="train-delete")
-            with gr.Row(visible=False, elem_id="train-delete-confirm-row") as confirm_row:
-                confirm_md = gr.Markdown()
-                confirm_btn = gr.Button("Yes, delete it", variant="stop", size="sm", elem_id="train-delete-confirm")
-                cancel_btn = gr.Button("Keep it", size="sm", elem_id="train-delete-cancel")
-            status = gr.Markdown(elem_id="train-status")
-            preview = gr.Image(label="Latest preview (fixed seed)", type="filepath", interactive=False, height=420,
-                               elem_id="train-preview")
-            history = gr.Gallery(label="Earlier previews (newest first)", columns=4, height=240, allow_preview=True, object_fit="contain",
-                                 elem_id="train-history")
-            plot = gr.LinePlot(x="step", y="value", color="term", title="Losses", height=260, buttons=["fullscreen", "export"],
-                               elem_id="train-losses")
-            log = gr.Textbox(label="Log", lines=6, max_lines=12, autoscroll=True, elem_id="train-log")
-    signature = gr.State(None)
-    timer = gr.Timer(1.0)
+            panel = LivePanel(jobs, prefix="train", blends=False, start_hint="press **Start training**",
+                              preview_label="Latest preview (fixed seed)", plot_title="Losses", can_continue=True)
 
     form_components = {"run": run_name, "dataset": dataset, "method": method, "preset": preset, "model": model,
                        "adapt": adapt, "bsa_batch": bsa_batch, "bsa_lr": bsa_lr, "perceptual": perceptual,
@@ -252,30 +198,11 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, form_state: gr.Brow
                        "checkpoint_every": checkpoint_every, "device": device}
     assert tuple(form_components) == FORM_KEYS
     inputs = list(form_components.values())
-    live_outputs = [status, stop_btn, resume_btn, delete_btn, preview, history, plot, log, signature]
-
     def _form(*values) -> dict[str, Any]:
         return dict(zip(FORM_KEYS, values))
 
     def _fill(values: dict[str, Any]) -> list:
         return [gr.update(value=values[k]) if k in values else gr.update() for k in FORM_KEYS]
-
-    def refresh(name: str | None, last_signature=None) -> list:
-        v = live_view(jobs, name)
-        same = v["signature"] == last_signature
-        media = [gr.update() for _ in range(3)] if same else [v["preview"], v["history"], v["plot"]]
-        return [v["status"], gr.update(interactive=v["stop"]), gr.update(interactive=v["resume"]),
-                gr.update(interactive=v["delete"]), *media, v["log"], v["signature"]]
-
-    def on_tick(name, last_signature, shown):
-        choices = run_choices(jobs)
-        picker = gr.update(choices=choices) if choices != shown else gr.update()
-        return [picker, choices, *refresh(name, last_signature)]
-
-    shown_choices = gr.State(run_choices(jobs))
-    timer.tick(on_tick, [picked, signature, shown_choices], [picked, shown_choices, *live_outputs], show_progress="hidden",
-               concurrency_limit=None)  # cheap folder reads: never queue behind a generation
-    picked.change(refresh, [picked], live_outputs, show_progress="hidden")
 
     def on_method(m):
         return (gr.update(visible=m == "bsa"), gr.update(visible=m == "cgan"),
@@ -292,18 +219,9 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, form_state: gr.Brow
     def on_start(*values):
         request = form_request(_form(*values), [v.run for v in jobs.runs()])
         jobs.submit(request)
-        return gr.update(choices=run_choices(jobs), value=request.run), *refresh(request.run)
+        return panel.select(request.run), *panel.refresh(request.run)
 
-    start_btn.click(on_start, inputs, [picked, *live_outputs])
-
-    @user_errors
-    def on_stop(name):
-        if not name:
-            raise UserError("Pick a run to stop.")
-        jobs.stop(name)
-        return refresh(name)
-
-    stop_btn.click(on_stop, [picked], live_outputs)
+    start_btn.click(on_start, inputs, [panel.picked, *panel.outputs])
 
     @user_errors
     def on_resume(name, steps, device_v):
@@ -311,22 +229,9 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, form_state: gr.Brow
             raise UserError("Pick a run to continue.")
         view = jobs.view(name)
         jobs.resume(name, iters=int(steps) if steps and int(steps) > view.step else None, device=device_v)
-        return refresh(name)
+        return panel.refresh(name)
 
-    resume_btn.click(on_resume, [picked, iters, device], live_outputs)
-
-    def on_delete(name):
-        return gr.update(visible=bool(name)), f"Delete run **{name}** with its checkpoints and previews? This cannot be undone."
-
-    delete_btn.click(on_delete, [picked], [confirm_row, confirm_md])
-    cancel_btn.click(lambda: gr.update(visible=False), None, [confirm_row])
-
-    @user_errors
-    def on_confirm(name):
-        jobs.delete(name)
-        return gr.update(visible=False), gr.update(choices=run_choices(jobs), value=None), *refresh(None)
-
-    confirm_btn.click(on_confirm, [picked], [confirm_row, picked, *live_outputs])
+    panel.resume_btn.click(on_resume, [panel.picked, iters, device], panel.outputs)
 
     save_btn.click(lambda *v: gr.update(value=str(save_settings(ws, _form(*v))), visible=True), inputs, [preset_file])
 
@@ -350,14 +255,10 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, form_state: gr.Brow
         updates[FORM_KEYS.index("model")] = gr.update(choices=model_choices(dev), value=values["model"])
         updates[FORM_KEYS.index("transfer_from")] = gr.update(choices=["", *_cgan_runs(jobs)], value=values.get("transfer_from") or "")
         updates[FORM_KEYS.index("preset")] = gr.update(choices=_preset_choices(values["method"]), value=values.get("preset"))
-        # Reattach: the job that is training now, else the newest run.
-        views = jobs.runs()
-        live = next((v.run for v in views if v.live), None)
-        name = live or (views[0].run if views else None)
         return (*updates, gr.update(visible=values["method"] == "bsa"), gr.update(visible=values["method"] == "cgan"),
-                gr.update(choices=run_choices(jobs), value=name))
+                panel.select(panel.current()))  # reattach to the job training now
 
-    demo.load(on_load_page, [form_state], [*inputs, bsa_group, cgan_group, picked])
+    demo.load(on_load_page, [form_state], [*inputs, bsa_group, cgan_group, panel.picked])
     dataset.focus(lambda: gr.update(choices=[d["dataset"] for d in list_datasets(ws)]), None, [dataset])
 
 

@@ -1,0 +1,388 @@
+"""CLIP prompt guidance, and blending two fine-tuned domains under a prompt.
+
+A prompt steers a generator by gradient ascent on CLIP's cosine similarity between the prompt and
+random cutouts of the image (big-sleep's recipe): the latent z and a class mix always learn; with two
+BSA runs of the same base, a per-layer mix between their adaptations learns too (or is set by hand).
+`PromptGuide` is a studio.train TrainingMethod, so a blend runs through the one training loop: status,
+previews (the frames), metrics (the score per step), stop and checkpoints come with it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from studio.errors import UserError
+from studio.methods.bsa import BSAAdapter
+
+
+@dataclass
+class GuideConfig:
+    prompt: str
+    negative: str = ""
+    steps: int = 100
+    cutouts: int = 32             # random crops CLIP sees per step (16-64 typical; fewer is faster and noisier)
+    cut_min: float = 0.5          # crop side as a fraction of the image side, drawn from [cut_min, cut_max]
+    cut_max: float = 0.95
+    lr: float = 0.05              # Adam, on z, the class mix and the layer mix
+    mix: str = "auto"             # auto: the prompt decides the per-layer mix; or one number in [0, 1] (0 = A, 1 = B)
+    latent_weight: float = 1.0    # penalty on z's energy above that of a typical sample
+    ema: float = 0.9              # the result is rendered from an exponential moving average of the parameters
+    negative_weight: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not parse_prompts(self.prompt):
+            raise UserError("Write a prompt: what the image should show, e.g. 'a stained glass window of a city'.")
+        if not 1 <= self.cutouts <= 256:
+            raise UserError(f"Cutouts must be between 1 and 256, not {self.cutouts}.")
+        if not 0 < self.cut_min <= self.cut_max <= 1:
+            raise UserError("Cutout sizes need 0 < cut_min ≤ cut_max ≤ 1.")
+        if self.steps < 1:
+            raise UserError("Steps must be at least 1.")
+        self.mix_values()  # checks it
+
+    def mix_values(self) -> list[float] | None:
+        """None for auto; else one value for every layer, or one per layer (comma-separated)."""
+        if self.mix == "auto":
+            return None
+        try:
+            values = [float(v) for v in str(self.mix).split(",")]
+        except ValueError:
+            raise UserError(f"--mix is 'auto', a number from 0 to 1, or one such number per layer separated by "
+                            f"commas; not {self.mix!r}.") from None
+        if not all(0 <= v <= 1 for v in values):
+            raise UserError(f"Mix values must be between 0 (all A) and 1 (all B), not {self.mix}.")
+        return values
+
+
+def parse_prompts(text: str) -> list[tuple[str, float]]:
+    """'a stained glass city:1 | fog:0.5' → [(text, weight)]; a weight is a number after the last ':'."""
+    prompts = []
+    for part in (text or "").split("|"):
+        part = part.strip()
+        match = re.fullmatch(r"(.*?):\s*(-?\d+(?:\.\d+)?)", part)
+        body, weight = (match.group(1).strip(), float(match.group(2))) if match else (part, 1.0)
+        if body:
+            prompts.append((body, weight))
+    return prompts
+
+
+class Guidable(Protocol):
+    """What the guide needs from a generator: z size, the classes it can mix, the layers it can mix."""
+
+    z_dim: int
+    class_names: list[str]
+    mix_names: list[str]
+    init_scale: float  # std of a typical z
+
+    def render(self, z: torch.Tensor, class_weights: torch.Tensor, mix: torch.Tensor | None) -> torch.Tensor: ...
+
+
+class BlendedAdapter(BSAAdapter):
+    """Two BSA adapters of one base, mixed per layer: p = (1 − m)·A + m·B (m = 0: all A, 1: all B).
+
+    Owns no parameters: the hooks it attaches read mixtures of A's and B's, so the mix gets gradients.
+    """
+
+    def __init__(self, a: BSAAdapter, b: BSAAdapter):
+        nn.Module.__init__(self)
+        if a.model is not b.model:
+            raise ValueError("both adapters must sit on the same base model object")
+        if a.adapt != b.adapt or set(a.bn_scale) != set(b.bn_scale):
+            raise UserError(f"The two runs adapt BigGAN differently ({a.adapt} vs {b.adapt}): blend runs trained "
+                            "with the same --adapt mode.")
+        self.base, self.adapt, self.truncation = a.base, a.adapt, a.truncation
+        self.parts = nn.ModuleList([a, b])
+        self.bn_scale = a.bn_scale  # attach() hooks every key present here
+        self.classes = [f"A: {c}" for c in a.classes] + [f"B: {c}" for c in b.classes]
+        self._hooks = []
+        self.layer_of = {key: layer_group(key) for key in a.bn_scale}
+        self.mix_names = mix_layers(a.bn_scale)
+        self.mix = torch.zeros(len(self.mix_names))
+
+    @property
+    def class_embed(self) -> torch.Tensor:
+        a, b = self.parts
+        return torch.cat([a.class_embed, b.class_embed])
+
+    def _lerp(self, x: torch.Tensor, y: torch.Tensor, group: str) -> torch.Tensor:
+        return torch.lerp(x, y, self.mix[self.mix_names.index(group)].to(x))
+
+    def first_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = self.parts
+        return self._lerp(a.first_scale, b.first_scale, "first"), self._lerp(a.first_shift, b.first_shift, "first")
+
+    def bn_affine(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = self.parts
+        group = self.layer_of[key]
+        return self._lerp(a.bn_scale[key], b.bn_scale[key], group), self._lerp(a.bn_shift[key], b.bn_shift[key], group)
+
+
+def mix_layers(bn_keys) -> list[str]:
+    """The mixable layers of an adapter, coarse to fine: the first affine, then each generator block."""
+    return ["first", *sorted({layer_group(k) for k in bn_keys}, key=_group_order)]
+
+
+def layer_group(bn_key: str) -> str:
+    """A batch norm's generator block ('layers_3_bn_0' → 'layers_3'); the final batch norm is its own group."""
+    parts = bn_key.split("_")
+    return "_".join(parts[:2]) if parts[0] == "layers" else bn_key
+
+
+def _group_order(name: str) -> tuple[int, str]:
+    match = re.match(r"layers_(\d+)", name)
+    return (int(match.group(1)), "") if match else (10**6, name)
+
+
+class BSAGuidable:
+    """One BSA run (classes mixable), or two blended (classes of both, and the per-layer mix)."""
+
+    def __init__(self, a: BSAAdapter, b: BSAAdapter | None = None):
+        self.adapter = BlendedAdapter(a, b) if b is not None else a
+        self.class_names = list(self.adapter.classes)
+        self.mix_names = list(self.adapter.mix_names) if b is not None else []
+        self.z_dim = a.latents.shape[1]
+        self.init_scale = 0.5  # BSA's sampling default: z ~ N(0, 0.5²)
+
+    def render(self, z, class_weights, mix):
+        if mix is not None:
+            self.adapter.mix = mix
+        return self.adapter.generate(z, class_mix=class_weights)
+
+
+class BaseBigGANGuidable:
+    """The pretrained BigGAN-deep with no adaptation: a mix over its 1000 ImageNet classes."""
+
+    def __init__(self, model: nn.Module, truncation: float = 1.0):
+        self.model, self.truncation = model, truncation
+        self.embeddings = model.embeddings.weight.t()  # [1000, 128]
+        self.class_names = [str(i) for i in range(self.embeddings.shape[0])]
+        self.mix_names: list[str] = []
+        self.z_dim = model.config.z_dim
+        self.init_scale = 0.5
+
+    def render(self, z, class_weights, mix):
+        adapter = self.model.__dict__.get("_bsa_adapter")
+        if adapter is not None:
+            adapter.detach_hooks()  # the base must run unadapted; whoever needs the adapter attaches it again
+        return self.model.generator(torch.cat([z, class_weights @ self.embeddings], dim=1), self.truncation)
+
+
+class CGANGuidable:
+    """A cGAN run: z and a mix of its label embeddings (blending two classes of one run)."""
+
+    def __init__(self, sampler):
+        self.g = sampler.g
+        self.class_names = list(sampler.classes)
+        self.mix_names: list[str] = []
+        self.z_dim = self.g.arch.z_dim
+        self.init_scale = 1.0
+
+    def render(self, z, class_weights, mix):
+        return self.g(z, class_embedding=class_weights @ self.g.embed.weight)
+
+
+def make_cutouts(images: torch.Tensor, n: int, size: int, generator: torch.Generator,
+                 cut_min: float = 0.5, cut_max: float = 0.95) -> torch.Tensor:
+    """n random square crops of images[0] (side cut_min..cut_max of the image), resized to CLIP's size, half flipped."""
+    side = images.shape[-1]
+    fractions = torch.rand(n, generator=generator) * (cut_max - cut_min) + cut_min
+    offsets = torch.rand(n, 2, generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5
+    crops = []
+    for frac, (ox, oy), flip in zip(fractions.tolist(), offsets.tolist(), flips.tolist()):
+        s = max(1, round(side * frac))
+        x, y = int(ox * (side - s + 1)), int(oy * (side - s + 1))
+        crop = F.interpolate(images[:, :, y:y + s, x:x + s], size=(size, size), mode="bilinear", align_corners=False)
+        crops.append(crop.flip(-1) if flip else crop)
+    return torch.cat(crops)
+
+
+class PromptGuide:
+    """Optimise z, a class mix and (for blends) a per-layer mix so that the image matches the prompt."""
+
+    def __init__(self, cfg: GuideConfig, target: Guidable, clip, *, device: torch.device, meta: dict | None = None):
+        self.cfg, self.target, self.clip, self.device = cfg, target, clip, device
+        self.meta = meta or {}
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        positives = parse_prompts(cfg.prompt)
+        negatives = parse_prompts(cfg.negative)
+        self.texts = clip.embed_texts([t for t, _ in positives]).to(device)
+        self.weights = torch.tensor([w for _, w in positives], device=device)
+        self.negatives = clip.embed_texts([t for t, _ in negatives]).to(device) if negatives else None
+        z = target.init_scale * torch.randn(1, target.z_dim, generator=self.gen)
+        self.params = nn.ParameterDict({"z": nn.Parameter(z.to(device)),
+                                        "classes": nn.Parameter(torch.zeros(len(target.class_names), device=device))})
+        self.fixed_mix = None
+        if target.mix_names:
+            if cfg.mix == "auto":
+                self.params["mix"] = nn.Parameter(torch.zeros(len(target.mix_names), device=device))  # sigmoid(0) = ½
+            else:
+                values = cfg.mix_values()
+                if len(values) not in (1, len(target.mix_names)):
+                    raise UserError(f"These runs blend {len(target.mix_names)} layers ({', '.join(target.mix_names)}); "
+                                    f"give one mix value, or {len(target.mix_names)}, not {len(values)}.")
+                self.fixed_mix = torch.tensor(values * (len(target.mix_names) // len(values)), device=device)
+        self.ema = {k: v.detach().clone() for k, v in self.params.items()}
+        self.opt = torch.optim.Adam(self.params.values(), lr=cfg.lr)
+        self.scores: list[float] = []
+        self.frames: list[torch.Tensor] = []
+
+    # -- the parameters as the generator takes them ---------------------------------------
+    def _mix(self, params) -> torch.Tensor | None:
+        return torch.sigmoid(params["mix"]) if "mix" in params else self.fixed_mix
+
+    def render(self, params=None) -> torch.Tensor:
+        params = self.params if params is None else params
+        return self.target.render(params["z"], torch.softmax(params["classes"], 0)[None], self._mix(params))
+
+    def score(self, images: torch.Tensor) -> torch.Tensor:
+        """The prompt's CLIP score of whole images: weighted mean cosine similarity with the positive prompts."""
+        emb = self.clip.embed_images(F.interpolate(images, size=(self.clip.image_size,) * 2, mode="bilinear",
+                                                   align_corners=False))
+        return (emb @ self.texts.t() * self.weights).sum(1) / self.weights.sum()
+
+    # -- TrainingMethod -------------------------------------------------------------------
+    def train_step(self, step: int) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        images = self.render()
+        cuts = make_cutouts(images, cfg.cutouts, self.clip.image_size, self.gen, cfg.cut_min, cfg.cut_max).to(self.device)
+        emb = self.clip.embed_images(cuts)
+        similarity = ((emb @ self.texts.t()) * self.weights).sum(1).mean() / self.weights.sum()
+        loss = -similarity
+        losses = {"similarity": similarity.detach()}
+        if self.negatives is not None:
+            away = (emb @ self.negatives.t()).mean()
+            loss = loss + cfg.negative_weight * away
+            losses["negative"] = away.detach()
+        z = self.params["z"]
+        energy = F.relu(z.pow(2).mean() - self.target.init_scale ** 2)  # only what lies beyond a typical sample
+        loss = loss + cfg.latent_weight * energy
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        with torch.no_grad():
+            for k, v in self.params.items():
+                self.ema[k].lerp_(v, 1 - cfg.ema)
+            score = self.score(images.detach())[0]  # the image this step optimised, judged whole
+        self.scores.append(float(score))
+        return {"loss": loss.detach(), **losses, "score": score, "latent_energy": energy.detach()}
+
+    @torch.no_grad()
+    def preview(self) -> tuple[torch.Tensor, int]:
+        image = self.render(self.ema).float().cpu()
+        self.frames.append(image[0])
+        return image, 1
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        return {**{f"params/{k}": v.detach() for k, v in self.params.items()},
+                **{f"ema/{k}": v for k, v in self.ema.items()}}
+
+    def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for k, v in self.params.items():
+                v.copy_(tensors[f"params/{k}"])
+                self.ema[k].copy_(tensors[f"ema/{k}"])
+
+    def checkpoint_meta(self) -> dict[str, Any]:
+        return {**self.meta, "method": "blend", "config": asdict(self.cfg), "mix_names": self.target.mix_names}
+
+    # -- results --------------------------------------------------------------------------
+    @torch.no_grad()
+    def result(self) -> dict[str, Any]:
+        """The final image (from the averaged parameters), its score, the per-layer mix and the class mix."""
+        image = self.render(self.ema)
+        mix = self._mix(self.ema)
+        classes = torch.softmax(self.ema["classes"], 0)
+        top = classes.argsort(descending=True)[:5]
+        return {"image": image[0].float().cpu(), "final_score": float(self.score(image)[0]), "scores": list(self.scores),
+                "mix": [round(float(m), 4) for m in mix] if mix is not None else [],
+                "mix_layers": list(self.target.mix_names),
+                "classes": {self.target.class_names[i]: round(float(classes[i]), 4) for i in top.tolist()}}
+
+
+def strip(frames: list[torch.Tensor], max_frames: int = 12) -> torch.Tensor:
+    """At most max_frames evenly spaced frames (first and last included) for a film strip."""
+    if len(frames) <= max_frames:
+        return torch.stack(frames)
+    idx = [round(i * (len(frames) - 1) / (max_frames - 1)) for i in range(max_frames)]
+    return torch.stack([frames[i] for i in idx])
+
+
+def load_target(ws, a: str, b: str | None, device: torch.device) -> Guidable:
+    """The generator to guide: run A alone, or runs A and B blended (two BSA runs of one base model)."""
+    from studio.methods import load_run_sampler
+    from studio.run import RunFolder
+
+    sampler, config, _ = load_run_sampler(RunFolder(ws.run_dir(a)), device)
+    if b is None:
+        return BSAGuidable(sampler) if config["method"] == "bsa" else CGANGuidable(sampler)
+    if config["method"] != "bsa":
+        raise UserError(f"Blending needs two BSA runs; {a!r} is a {config['method']} run (blend two of its classes "
+                        "by guiding it alone).")
+    run_b = RunFolder(ws.run_dir(b))
+    if run_b.read_config()["method"] != "bsa":
+        raise UserError(f"Blending needs two BSA runs; {b!r} is a {run_b.read_config()['method']} run.")
+    ckpt = run_b.load_checkpoint()
+    if ckpt.meta["config"]["model"] != config["config"]["model"]:
+        raise UserError(f"Runs {a!r} and {b!r} adapt different BigGANs ({config['config']['model']} vs "
+                        f"{ckpt.meta['config']['model']}); blend runs of the same base model.")
+    return BSAGuidable(sampler, BSAAdapter.from_checkpoint(sampler.model, ckpt.tensors, ckpt.meta))
+
+
+def run_blend(ws, *, run_name: str, a: str, b: str | None, cfg: GuideConfig, clip: str = "ViT-B-32",
+              device: str = "auto", compare: bool = False, should_stop=lambda: False, on_progress=None) -> dict[str, Any]:
+    """Guide (and blend) under a prompt through the training loop; write runs/<name>/ and exports/blends/<name>/."""
+    from studio.data.augment import image_grid, to_pil
+    from studio.models.clip import load_clip
+    from studio.run import RunFolder
+    from studio.train import LoopConfig, resolve_device, train
+    from studio.workspace import validate_name, write_json_atomic
+
+    validate_name(run_name, "run")
+    run = RunFolder(ws.run_dir(run_name))
+    if run.exists():
+        raise UserError(f"Run {run_name!r} already exists: choose another name for this blend.")
+    dev = resolve_device(device)
+    target = load_target(ws, a, b, dev)
+    encoder = load_clip(clip, device=dev)
+    run.write_config({"method": "blend", "a": a, "b": b, "clip": clip, "config": asdict(cfg), "device": str(dev)})
+    guide = PromptGuide(cfg, target, encoder, device=dev, meta={"run": run_name, "a": a, "b": b, "clip": clip})
+    loop = LoopConfig(iters=cfg.steps, sample_every=max(1, cfg.steps // 12), checkpoint_every=10**9)
+    state = train(run, guide, loop, should_stop=lambda: should_stop() or run.stop_file.exists(), on_progress=on_progress)
+    out = ws.exports / "blends" / run_name
+    out.mkdir(parents=True, exist_ok=True)
+    result = guide.result()
+    to_pil(result.pop("image")).save(out / "image.png")
+    image_grid(strip(guide.frames), nrow=len(strip(guide.frames))).save(out / "frames.png")
+    report = {"run": run_name, "a": a, "b": b, "prompt": cfg.prompt, "negative": cfg.negative, "seed": cfg.seed,
+              "clip": encoder.name, "state": state, **result, "image": str(out / "image.png"),
+              "frames": str(out / "frames.png")}
+    if compare:  # the same prompt and seed on the unadapted BigGAN (BSA runs) — is fine-tuning helping?
+        if not isinstance(target, BSAGuidable):
+            raise UserError("Compare needs a BSA run: a cGAN has no pretrained base to compare with.")
+        base = PromptGuide(cfg, BaseBigGANGuidable(target.adapter.model, target.adapter.truncation), encoder, device=dev)
+        for step in range(cfg.steps):
+            if should_stop() or run.stop_file.exists():
+                break
+            base.train_step(step)
+        base_result = base.result()
+        to_pil(base_result.pop("image")).save(out / "base.png")
+        report["base"] = {"final_score": base_result["final_score"], "scores": base_result["scores"],
+                          "image": str(out / "base.png")}
+    write_json_atomic(out / "result.json", report)
+    return report
+
+
+def run_mix_layers(ws, name: str) -> list[str]:
+    """The layers a blend of BSA run `name` with another can mix, read from its checkpoint (no model loaded)."""
+    from studio.run import RunFolder
+
+    adapter = RunFolder(ws.run_dir(name)).load_checkpoint().section("adapter")
+    return mix_layers([k.split(".", 1)[1] for k in adapter if k.startswith("bn_scale.")])
