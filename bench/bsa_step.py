@@ -11,13 +11,14 @@ import argparse
 import json
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
 from studio.methods.bsa import BSAConfig, BSATrainer
 from studio.models.biggan import biggan_config
+
+from timing import time_steps  # noqa: E402  (bench/ is run as scripts)
 
 
 def build_base(name: str, device: str) -> torch.nn.Module:
@@ -28,20 +29,6 @@ def build_base(name: str, device: str) -> torch.nn.Module:
     torch.nn.init.ones_(model.generator.bn.weight)
     torch.nn.init.zeros_(model.generator.bn.bias)
     return model.to(device).eval().requires_grad_(False)
-
-
-def time_steps(trainer: BSATrainer, steps: int, device: str) -> list[float]:
-    trainer.train_step(0)  # warm-up: allocations, oneDNN/cuDNN kernel choice
-    times = []
-    for step in range(1, steps + 1):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        trainer.train_step(step)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    return times
 
 
 def main() -> None:
@@ -69,7 +56,7 @@ def main() -> None:
             cfg = BSAConfig(model=args.model, adapt=adapt, batch=batch, perceptual=args.perceptual)
             trainer = BSATrainer(cfg, base, images, torch.zeros(len(images), dtype=torch.long), ["all"],
                                  perceptual=perceptual, device=args.device)
-            times = time_steps(trainer, args.steps, args.device)
+            times = time_steps(trainer.train_step, args.steps, args.device)
             trainer.adapter.detach_hooks()
             med = statistics.median(times)
             rows.append({"adapt": adapt, "perceptual": args.perceptual, "batch": batch, "s_per_step": round(med, 3), "images_per_s": round(batch / med, 2),

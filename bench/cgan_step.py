@@ -11,12 +11,13 @@ import argparse
 import json
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import torch
 
 from studio.methods.cgan import CGANConfig, CGANTrainer
+
+from timing import time_steps  # noqa: E402  (bench/ is run as scripts)
 
 
 def main() -> None:
@@ -33,17 +34,7 @@ def main() -> None:
         images = torch.rand(120, 3, res, res) * 2 - 1
         trainer = CGANTrainer(CGANConfig(resolution=res, batch=args.batch), images, torch.arange(120) % 3,
                               ["a", "b", "c"], device=args.device)
-        for step in range(2):  # warm-up: allocations, kernel choice
-            trainer.train_step(step)
-        times = []
-        for step in range(2, 2 + args.steps):
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            trainer.train_step(step)
-            if args.device == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - t)
+        times = time_steps(trainer.train_step, args.steps, args.device, warmup=2)
         med = statistics.median(times)
         rows.append({"resolution": res, "batch": args.batch, "s_per_step": round(med, 4), "it_per_s": round(1 / med, 2),
                      "images_per_s": round(args.batch / med, 1),
