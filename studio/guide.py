@@ -162,7 +162,9 @@ class BaseBigGANGuidable:
     def __init__(self, model: nn.Module, truncation: float = 1.0):
         self.model, self.truncation = model, truncation
         self.embeddings = model.embeddings.weight.t()  # [1000, 128]
-        self.class_names = [str(i) for i in range(self.embeddings.shape[0])]
+        from studio.generate import imagenet_classes
+
+        self.class_names = list(imagenet_classes())
         self.mix_names: list[str] = []
         self.z_dim = model.config.z_dim
         self.init_scale = 0.5
