@@ -133,10 +133,7 @@ class RunFolder:
         self.checkpoints_dir.mkdir(parents=True, exist_ok=True)
         meta = {**meta, "version": CHECKPOINT_VERSION, "saved": time.time()}
         latest = self.checkpoints_dir / "latest.safetensors"
-        tmp = self.checkpoints_dir / ".latest.safetensors.tmp"
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata={"meta": json.dumps(meta)})
-        with tmp.open("rb") as f:
-            os.fsync(f.fileno())
+        tmp = _write_safetensors(self.checkpoints_dir / ".latest.safetensors.tmp", tensors, meta)
         if latest.exists():
             os.replace(latest, self.checkpoints_dir / "previous.safetensors")
             if (self.checkpoints_dir / "latest.json").exists():
@@ -144,6 +141,33 @@ class RunFolder:
         os.replace(tmp, latest)
         write_json_atomic(self.checkpoints_dir / "latest.json", meta)
         return latest
+
+    # -- snapshots: what sampling needs, kept at every checkpoint step, to evaluate the run over time ----
+    @property
+    def snapshots_dir(self) -> Path:
+        return self.path / "snapshots"
+
+    def save_snapshot(self, step: int, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+        self.snapshots_dir.mkdir(parents=True, exist_ok=True)
+        path = self.snapshots_dir / f"step_{step:06d}.safetensors"
+        os.replace(_write_safetensors(self.snapshots_dir / f".{path.name}.tmp", tensors, {**meta, "step": step}), path)
+        return path
+
+    def snapshot_steps(self) -> list[int]:
+        return sorted(int(p.stem.split("_")[1]) for p in self.snapshots_dir.glob("step_*.safetensors")) \
+            if self.snapshots_dir.exists() else []
+
+    def load_snapshot(self, step: int) -> Checkpoint:
+        path = self.snapshots_dir / f"step_{step:06d}.safetensors"
+        try:
+            return _read_safetensors(path)
+        except (SafetensorError, OSError, ValueError, KeyError) as exc:
+            raise UserError(f"Run {self.name!r} has no readable snapshot at step {step} ({exc}).") from None
+
+    def truncate_snapshots(self, after_step: int) -> None:
+        for step in self.snapshot_steps():
+            if step > after_step:
+                (self.snapshots_dir / f"step_{step:06d}.safetensors").unlink()
 
     def has_checkpoint(self) -> bool:
         return any((self.checkpoints_dir / f"{n}.safetensors").exists() for n in ("latest", "previous"))
@@ -156,18 +180,30 @@ class RunFolder:
             if not path.exists():
                 continue
             try:
-                tensors = load_file(str(path))
-                with open(path, "rb") as f:
-                    header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
-                meta = json.loads(header["__metadata__"]["meta"])
+                ckpt = _read_safetensors(path)
             except (SafetensorError, OSError, ValueError, KeyError) as exc:
                 problems.append(f"{path.name} is damaged ({exc})")
                 continue
             if problems:
                 self.log(f"warning: {problems[0]}; resuming from {path.name}")
-            return Checkpoint(tensors, meta)
+            return ckpt
         detail = f": {'; '.join(problems)}" if problems else ""
         raise UserError(f"Run {self.name!r} has no usable checkpoint{detail}; start it again without --resume.")
+
+
+def _write_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+    """Tensors with `meta` as JSON in the header, synced to disk (callers rename it into place)."""
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path), metadata={"meta": json.dumps(meta)})
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
+    return path
+
+
+def _read_safetensors(path: Path) -> Checkpoint:
+    tensors = load_file(str(path))
+    with open(path, "rb") as f:
+        header = json.loads(f.read(int.from_bytes(f.read(8), "little")))
+    return Checkpoint(tensors, json.loads(header["__metadata__"]["meta"]))
 
 
 def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torch.Tensor]:

@@ -36,6 +36,7 @@ class TrainingMethod(Protocol):
     def state_tensors(self) -> dict[str, torch.Tensor]: ...          # everything a resume needs
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None: ...
     def checkpoint_meta(self) -> dict[str, Any]: ...
+    # Optional: `sampler_tensors()` → what load_sampler needs, saved as a snapshot at every checkpoint step.
 
 
 ProgressFn = Callable[[int, int, dict[str, float]], None]
@@ -48,7 +49,10 @@ def save_preview(run: RunFolder, method: TrainingMethod, step: int) -> None:
 
 
 def save_checkpoint(run: RunFolder, method: TrainingMethod, step: int) -> None:
-    run.save_checkpoint(method.state_tensors(), {**method.checkpoint_meta(), "step": step})
+    meta = {**method.checkpoint_meta(), "step": step}
+    run.save_checkpoint(method.state_tensors(), meta)
+    if hasattr(method, "sampler_tensors"):  # small: lets evaluation look back at every checkpoint step
+        run.save_snapshot(step, method.sampler_tensors(), meta)
 
 
 def resume(run: RunFolder, method: TrainingMethod) -> int:
@@ -57,6 +61,7 @@ def resume(run: RunFolder, method: TrainingMethod) -> int:
     method.load_state_tensors(ckpt.tensors)
     step = int(ckpt.meta["step"])
     run.truncate_metrics(step)
+    run.truncate_snapshots(step)
     run.log(f"resumed from step {step}")
     return step
 

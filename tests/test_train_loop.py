@@ -134,3 +134,24 @@ def test_out_of_memory_saves_progress_and_says_what_to_do(tmp_path):
     status = run.read_status()
     assert status["state"] == "failed" and "smaller batch" in status["error"]
     assert json.loads((run.checkpoints_dir / "latest.json").read_text())["step"] == 12
+
+
+def test_every_checkpoint_step_keeps_a_sampler_snapshot_and_resume_drops_later_ones(workspace):
+    from studio.data.dataset import create_demo_dataset
+    from studio.methods import load_run_sampler
+    from studio.methods.cgan import CGANConfig
+    from studio.run import RunFolder
+    from studio.train import LoopConfig, run_training
+
+    create_demo_dataset(workspace, "d", per_class=2, size=64)
+    run_training(workspace, method="cgan", run_name="snap", dataset="d", cfg=CGANConfig(g_ch=8, d_ch=8, batch=4),
+                 loop=LoopConfig(iters=6, sample_every=3, checkpoint_every=2), device="cpu")
+    run = RunFolder(workspace.run_dir("snap"))
+    assert run.snapshot_steps() == [2, 4, 6]
+    snap = run.load_snapshot(4)
+    assert snap.meta["step"] == 4 and all(k.startswith("g_ema/") for k in snap.tensors)
+    early, _, _ = load_run_sampler(run, "cpu", step=2)
+    late, _, _ = load_run_sampler(run, "cpu")
+    assert not torch.equal(early.sample(2, seed=0), late.sample(2, seed=0))
+    run.truncate_snapshots(3)
+    assert run.snapshot_steps() == [2]

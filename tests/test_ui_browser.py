@@ -255,9 +255,11 @@ def test_blend_tab_guides_a_run_with_a_prompt(studio_page, app_url):
 
     page = studio_page
     page.get_by_role("tab", name="Blend").click()
-    page.locator("#blend-a input").click()
-    page.locator("#blend-a input").fill("browser-run")
-    page.locator("#blend-a input").press("Enter")
+    page.locator("#blend-a input").click()  # focusing refreshes the list of trained runs
+    option = page.get_by_role("option", name="browser-run", exact=True)
+    expect(option).to_be_visible()
+    option.click()
+    expect(page.locator("#blend-a input")).to_have_value("browser-run")
     page.locator("#blend-prompt").get_by_role("textbox").fill("a red circle")
     page.locator("#blend-steps input").fill("20")
     page.locator("#blend-steps input").press("Tab")

@@ -24,10 +24,11 @@ def method_module(name: str) -> ModuleType:
     return importlib.import_module(METHODS[name])
 
 
-def load_run_sampler(run, device):
-    """The sampler of a run's newest checkpoint (`run` is a studio.run.RunFolder), with its config and checkpoint."""
+def load_run_sampler(run, device, step: int | None = None):
+    """The sampler of a run's newest checkpoint, or of its snapshot at `step` (`run` is a studio.run.RunFolder),
+    with its config and checkpoint."""
     config = run.read_config()
-    ckpt = run.load_checkpoint()
+    ckpt = run.load_checkpoint() if step is None else run.load_snapshot(step)
     return method_module(config["method"]).load_sampler(ckpt.tensors, ckpt.meta, device=device), config, ckpt
 
 

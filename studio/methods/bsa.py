@@ -348,8 +348,10 @@ class BSATrainer:
         return grid.float().cpu(), n
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {**{f"adapter/{k}": v for k, v in self.adapter.state_dict().items()},
-                **optimizer_tensors(self.opt, "optim/adam"), "rng/train": self.gen.get_state()}
+        return {**self.sampler_tensors(), **optimizer_tensors(self.opt, "optim/adam"), "rng/train": self.gen.get_state()}
+
+    def sampler_tensors(self) -> dict[str, torch.Tensor]:
+        return {f"adapter/{k}": v for k, v in self.adapter.state_dict().items()}
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         self.adapter.load_state_dict({k[len("adapter/"):]: v for k, v in tensors.items() if k.startswith("adapter/")})

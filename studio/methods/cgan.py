@@ -226,6 +226,9 @@ class CGANTrainer:
         return {**out, **optimizer_tensors(self.opt_g, "optim/g"), **optimizer_tensors(self.opt_d, "optim/d"),
                 "rng/train": self.gen.get_state()}
 
+    def sampler_tensors(self) -> dict[str, torch.Tensor]:
+        return {f"g_ema/{k}": v for k, v in self.g_ema.state_dict().items()}
+
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         for prefix, module in (("g", self.g), ("d", self.d), ("g_ema", self.g_ema)):
             module.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + "/")})
