@@ -24,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_commands(commands.add_parser("dataset", help="curate datasets").add_subparsers(dest="action", required=True))
     _add_train_commands(commands.add_parser("train", help="train a model on a dataset").add_subparsers(dest="method", required=True))
     _add_sample_command(commands.add_parser("sample", help="generate images from a trained run"))
-    _add_evaluate_command(commands.add_parser("evaluate", help="measure a run: class fidelity, diversity, precision and recall"))
+    _add_evaluate_command(commands.add_parser("evaluate", help="measure a run: KID/FID, memorisation, diversity, class fidelity"))
     _add_blend_command(commands.add_parser("blend", help="guide a run (or blend two BSA runs) with a CLIP text prompt"))
     return parser
 
@@ -224,6 +224,11 @@ def _add_evaluate_command(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="real images to compare with (default: the dataset the run trained on)")
     p.add_argument("--n", type=int, default=200, help="samples in all, split evenly over the run's classes")
     p.add_argument("--seed", type=int, default=0, help="seeds the samples and the judge; compare runs at the same seed")
+    p.add_argument("--features", choices=["clip", "inception", "tiny"], default="clip",
+                   help="feature network for KID, FID and memorisation (CLIP ViT-B-32 by default)")
+    p.add_argument("--step", type=int, help="evaluate the snapshot kept at this checkpoint step instead of the latest")
+    p.add_argument("--over-checkpoints", action="store_true",
+                   help="KID, memorisation, diversity and fidelity at every kept checkpoint step (eval_history.json)")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
@@ -394,31 +399,34 @@ def cmd_sample(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, ws: Workspace) -> int:
-    import time
-
-    from studio.methods import load_run_sampler
-    from studio.metrics import evaluate_sampler
+    from studio.evaluate import evaluate_history, evaluate_run, report_lines
     from studio.train import resolve_device
-    from studio.workspace import write_json_atomic
 
-    run = RunFolder(ws.run_dir(args.run))
     device = resolve_device(args.device)
-    sampler, config, ckpt = load_run_sampler(run, device)
-    dataset = args.dataset or config["dataset"]
-    resolution = ckpt.meta.get("resolution") or sampler.sample(1, label=None, seed=0).shape[-1]
-    images, labels, classes = Dataset.open(ws, dataset).load_tensors(resolution)
-    start = time.perf_counter()
-    result = evaluate_sampler(sampler, images, labels, classes, n=args.n, seed=args.seed, device=device)
-    report = {"run": run.name, "step": ckpt.meta.get("step"), "dataset": dataset, "seed": args.seed, **result,
-              "seconds": round(time.perf_counter() - start, 1)}
-    write_json_atomic(run.path / "eval.json", report)
+    if args.over_checkpoints:
+        rows = evaluate_history(ws, args.run, n=args.n, seed=args.seed, features=args.features, device=device)
+        if args.json:
+            print(json.dumps({"run": args.run, "rows": rows}, indent=1))
+            return 0
+        print(f"{'step':>8}{'KID×10³':>10}{'memorised':>11}{'diversity':>11}{'fidelity':>10}")
+        for r in rows:
+            print(f"{r['step']:8d}{_cell(r['kid_x1000'])}{_cell(r['memorised'], 11)}{_cell(r['diversity'], 11)}{_cell(r['fidelity'])}")
+        print(f"Wrote {ws.run_dir(args.run) / 'eval_history.json'}")
+        return 0
+    report = evaluate_run(ws, args.run, dataset=args.dataset, n=args.n, seed=args.seed, features=args.features,
+                          step=args.step, device=device)
     if args.json:
         print(json.dumps(report, indent=1))
         return 0
+    if report.get("method") == "blend":
+        print("\n".join(report_lines(report)))
+        return 0
     judge = report["classifier"]
     acc = judge["heldout_accuracy"]
-    print(f"Run {run.name!r} at step {report['step']} against {dataset!r}: {report['n_samples']} samples at "
-          f"{report['resolution']} px, seed {args.seed}.")
+    print(f"Run {args.run!r} at step {report['step']} against {report['dataset']!r}: {report['n_samples']} samples at "
+          f"{report['resolution']} px, seed {args.seed}, features {report['features']}.")
+    for i, line in enumerate(report_lines(report)):
+        print(("  " if i % 2 else "") + line)
     print(judge.get("note") or f"Judge: a CNN trained on {judge['train_images']} real images, held-out accuracy "
           + (f"{acc:.2f} on {judge['heldout_images']}" if acc is not None else "unknown (too few images to hold any out)")
           + f" (chance {report['chance']:.2f}).")
@@ -429,17 +437,14 @@ def cmd_evaluate(args: argparse.Namespace, ws: Workspace) -> int:
         values = [report["fidelity"][c], diversity if c == "mean" else diversity["ratio"],
                   *(report[m][c] for m in columns[2:])]
         print(f"{c:16}" + "".join(_cell(v) for v in values))
-    print(f"fidelity: share of a class's samples the judge assigns to that class (chance {report['chance']:.2f}).")
-    print("diversity: spread of the samples / spread of the real images of the class (below 0.5: mode collapse).")
-    print(f"precision: share of samples that fall among real images (realism; k={report['k']} nearest neighbours).")
-    print("recall: share of real images that some sample falls near (coverage of the real variety).")
-    print("density, coverage: the same, robust to a few outlying real images (density ~1 when samples sit like real ones).")
-    print(f"Comparable between runs on the same dataset and seed only. Wrote {run.path / 'eval.json'}")
+    print("precision: share of samples that fall among real images; recall: share of real images some sample falls "
+          f"near (k={report['k']}); density, coverage: the same, robust to outlying real images.")
+    print(f"Comparable between runs on the same dataset, seed and features only. Wrote {ws.run_dir(args.run) / 'eval.json'}")
     return 0
 
 
-def _cell(value: float | None) -> str:
-    return f"{value:10.2f}" if value is not None else f"{'-':>10}"
+def _cell(value: float | None, width: int = 10) -> str:
+    return f"{value:{width}.2f}" if value is not None else f"{'-':>{width}}"
 
 
 def _fmt_counts(counts: dict[str, int]) -> str:

@@ -30,6 +30,7 @@ from torch import nn
 
 from studio.data.augment import diff_augment
 from studio.errors import UserError
+from studio.quality import mean_pairwise_distance
 
 AUGMENT = "color,translation,cutout,flip"
 WORK_SIZE = 32   # the judge sees every image at this side, so its cost doesn't grow with the model's resolution
@@ -179,11 +180,6 @@ def class_fidelity(classifier: Classifier, samples_by_class: dict[str, torch.Ten
     return out
 
 
-def mean_pairwise_distance(x: torch.Tensor) -> float | None:
-    """Mean L2 distance over all pairs of rows of x [N, D]; None with fewer than two rows."""
-    return torch.pdist(x.float().flatten(1)).mean().item() if len(x) >= 2 else None
-
-
 def pixel_vectors(images: torch.Tensor) -> torch.Tensor:
     """Images at PIXEL_SIZE, flattened and divided by sqrt(D) so distances read as RMS per pixel."""
     x = F.interpolate(images.float(), size=(PIXEL_SIZE, PIXEL_SIZE), mode="bilinear", antialias=True, align_corners=False)
@@ -230,18 +226,27 @@ def density_coverage(real: torch.Tensor, fake: torch.Tensor, k: int = 3) -> tupl
     return density, inside.any(dim=0).float().mean().item()
 
 
+def sample_by_class(sampler: Sampler, n: int, seed: int) -> dict[str, torch.Tensor]:
+    """n samples split evenly over the sampler's classes (class i drawn with seed + i), on the CPU."""
+    classes = list(sampler.classes)
+    return {c: sampler.sample(n // len(classes) + (i < n % len(classes)), label=c, seed=seed + i).detach().float().cpu()
+            for i, c in enumerate(classes)}
+
+
 def _r(v: float | None) -> float | None:
     return None if v is None else round(v, 4)
 
 
 def evaluate_sampler(sampler: Sampler, images: torch.Tensor, labels: torch.Tensor, classes: list[str], *,
                      n: int = 200, seed: int = 0, k: int = 3, device: str | torch.device = "cpu",
-                     classifier: Classifier | None = None, classifier_steps: int = 500) -> dict[str, Any]:
+                     classifier: Classifier | None = None, classifier_steps: int = 500,
+                     samples: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
     """Draw n samples split evenly over the sampler's classes and measure them against the real images.
 
     images [N, 3, H, W] in [-1, 1] with labels indexing `classes` (Dataset.load_tensors' output).
     The judge is trained here on the real images of the sampler's classes, unless one is given
-    (trained on the same classes in the sampler's order), e.g. to evaluate several runs alike.
+    (trained on the same classes in the sampler's order), e.g. to evaluate several runs alike; and
+    `samples` (sample_by_class's output) when the caller measures the same samples in other ways too.
     Returns a JSON-able dict.
     """
     wanted = list(sampler.classes)
@@ -257,10 +262,7 @@ def evaluate_sampler(sampler: Sampler, images: torch.Tensor, labels: torch.Tenso
     keep = labels >= 0
     images, labels = images[keep.to(images.device)], labels[keep]
 
-    samples: dict[str, torch.Tensor] = {}
-    for i, c in enumerate(wanted):
-        per = n // len(wanted) + (i < n % len(wanted))
-        samples[c] = sampler.sample(per, label=c, seed=seed + i).detach().float().cpu()
+    samples = samples or sample_by_class(sampler, n, seed)
     res = next(iter(samples.values())).shape[-1]
     if images.shape[-1] != res:  # compare at the resolution the model makes
         images = F.interpolate(images.float(), size=(res, res), mode="bilinear", antialias=True, align_corners=False)

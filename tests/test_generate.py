@@ -209,4 +209,4 @@ def test_the_tab_builds_and_wires(ws):
                  "compare-tuned", "compare-button"):
         assert f"generate-{name}" in ids
     gpu = [fn for fn in demo.fns.values() if fn.concurrency_id == "gpu"]
-    assert len(gpu) == 3 and all(fn.concurrency_limit == 1 for fn in gpu)
+    assert len(gpu) == 5 and all(fn.concurrency_limit == 1 for fn in gpu)  # generate, GIF, compare, evaluate ×2

@@ -4,6 +4,7 @@ point clouds; and `python -m studio evaluate` on a tiny BSA run."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import math
 
 import pytest
@@ -137,18 +138,29 @@ def test_evaluate_cli_on_a_tiny_bsa_run(tmp_path, capsys):
     ws = str(tmp_path / "ws")
     assert main(["--workspace", ws, "dataset", "demo", "demo", "--per-class", "12", "--size", "32"]) == 0
     assert main(["--workspace", ws, "train", "bsa", "--dataset", "demo", "--run", "r", "--model", "tiny",
-                 "--perceptual", "none", "--iters", "5"]) == 0
+                 "--perceptual", "none", "--iters", "4", "--checkpoint-every", "2"]) == 0
     capsys.readouterr()
-    assert main(["--workspace", ws, "evaluate", "--run", "r", "--n", "60", "--json"]) == 0
+    assert main(["--workspace", ws, "evaluate", "--run", "r", "--n", "60", "--features", "tiny", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     for key in ("n_samples", "classes", "chance", "classifier", "fidelity", "diversity", "precision", "recall",
-                "density", "coverage", "k"):
+                "density", "coverage", "k", "kid", "fid", "memorisation", "feature_diversity", "features"):
         assert key in report
     assert report["n_samples"] == 60 and report["classes"] == list(DEMO_CLASSES) and report["dataset"] == "demo"
     assert set(report["classifier"]) >= {"heldout_accuracy", "train_images"}
+    assert 0 <= report["memorisation"]["fraction"] <= 1 and len(report["memorisation"]["gallery"]) == 8
+    assert all(Path(item["image"]).exists() for item in report["memorisation"]["gallery"])
     assert json.loads((tmp_path / "ws" / "runs" / "r" / "eval.json").read_text()) == report
 
-    assert main(["--workspace", ws, "evaluate", "--run", "r", "--n", "30"]) == 0
-    assert "fidelity:" in capsys.readouterr().out
+    assert main(["--workspace", ws, "evaluate", "--run", "r", "--n", "30", "--features", "tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "KID ×10³" in out and "Memorised" in out and "mode collapse" in out
+    assert main(["--workspace", ws, "evaluate", "--run", "r", "--n", "30", "--features", "tiny", "--over-checkpoints",
+                 "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [r["step"] for r in rows] == [2, 4] and all(0 <= r["memorised"] <= 1 for r in rows)
+    assert main(["--workspace", ws, "evaluate", "--run", "r", "--step", "2", "--n", "30", "--features", "tiny", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["step"] == 2
     assert main(["--workspace", ws, "evaluate", "--run", "nope", "--json"]) == 2
     assert "no run named" in capsys.readouterr().err
+    assert main(["--workspace", ws, "evaluate", "--run", "r", "--n", "30"]) == 2  # CLIP weights are not here (offline)
+    assert "ViT-B-32" in capsys.readouterr().err

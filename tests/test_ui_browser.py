@@ -238,6 +238,16 @@ def test_generate_a_class_grid_while_a_job_trains_and_download_it(studio_page, a
     assert len(zipfile.ZipFile(saved).namelist()) == 12
     page.screenshot(path=str(SHOTS / "generate.png"), full_page=True)
 
+    page.get_by_text("Evaluate: is it art").click()  # the report card of the run picked above
+    page.locator("#evaluate-button").click()
+    expect(page.locator("#evaluate-card")).to_contain_text("KID ×10³", timeout=120_000)
+    expect(page.locator("#evaluate-card")).to_contain_text("Memorised")
+    expect(page.locator("#evaluate-gallery img")).to_have_count(8)
+    page.locator("#evaluate-history-button").click()
+    expect(page.locator("#evaluate-history")).to_contain_text("step", timeout=120_000)
+    assert json.loads((app_url[1] / "runs" / "browser-run" / "eval_history.json").read_text())["rows"]
+    page.screenshot(path=str(SHOTS / "evaluate.png"), full_page=True)
+
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-stop").click()
     expect(page.locator("#train-status")).to_contain_text("Stopped at step", timeout=60_000)

@@ -12,6 +12,7 @@ from studio.data.augment import image_grid, to_pil
 from studio.errors import UserError
 from studio.generate import (MAX_FRAMES, MAX_PER_CLASS, SamplerCache, SourceInfo, compare_with_base, generate_grid,
                              imagenet_classes, interpolate, list_sources, source_info)
+from studio.ui import evaluate_panel
 from studio.ui.common import user_errors
 from studio.workspace import Workspace
 
@@ -153,6 +154,8 @@ def render(ws: Workspace, demo: gr.Blocks, *, dev: bool = False) -> None:
         with gr.Row():
             compare_base = gr.Image(label="Base BigGAN", type="pil", interactive=False, height=280, elem_id="generate-compare-base", elem_classes=["pixel-art"])
             compare_tuned = gr.Image(label="Fine-tuned", type="pil", interactive=False, height=280, elem_id="generate-compare-tuned", elem_classes=["pixel-art"])
+
+    evaluate_panel.render(ws, source, dev=dev)
 
     source_outputs = [source_md, classes, truncation, interp_class, compare_class, compare_imagenet, compare_status,
                       compare_button]

@@ -1,0 +1,77 @@
+"""The Generate tab's Evaluate panel: a run's report card, its most copy-like samples, and its metrics over time."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from studio.errors import UserError
+from studio.evaluate import evaluate_history, evaluate_run, report_lines
+from studio.models.features import feature_status
+from studio.ui.common import user_errors
+from studio.ui.live import loss_frame
+from studio.workspace import Workspace
+
+GPU = {"concurrency_limit": 1, "concurrency_id": "gpu"}
+
+
+def feature_choices(dev: bool) -> list[tuple[str, str]]:
+    def short(name: str) -> str:
+        status = feature_status(name)
+        return status if not status.startswith("not available") else "not available offline (Evaluate says where to put it)"
+
+    choices = [(f"CLIP ViT-B-32: {short('clip')}", "clip"), (f"Inception-v3 (as in the literature): {short('inception')}", "inception")]
+    return choices + ([("tiny: random features (developer)", "tiny")] if dev else [])
+
+
+def _run_name(source: str | None) -> str:
+    if not source or not source.startswith("run:"):
+        raise UserError("Evaluate needs a trained run: pick one under 'Generate from'.")
+    return source.split(":", 1)[1]
+
+
+def report_markdown(report: dict) -> str:
+    lines = report_lines(report)
+    body = "\n".join(f"- **{lines[i]}**  \n  {lines[i + 1]}" for i in range(0, len(lines) - 1, 2))
+    return (f"**{report['run']}** at step {report['step']}, {report['n_samples']} samples vs dataset "
+            f"*{report['dataset']}*, features `{report['features']}`, {report['seconds']} s\n\n{body}")
+
+
+def render(ws: Workspace, source: gr.Dropdown, *, dev: bool = False) -> None:
+    """Build the panel in the current Blocks context; `source` is the Generate tab's run picker."""
+    from studio.train import resolve_device
+
+    with gr.Accordion("Evaluate: is it art, is it diverse, or did it memorise the dataset?", open=False):
+        with gr.Row():
+            features = gr.Dropdown(feature_choices(dev), value="tiny" if dev else "clip", label="Feature network",
+                                   elem_id="evaluate-features", info="Compare runs measured with the same one.")
+            n = gr.Slider(20, 400, value=200, step=10, label="Samples", elem_id="evaluate-n")
+            seed = gr.Number(0, precision=0, minimum=0, label="Seed")
+        with gr.Row():
+            button = gr.Button("Evaluate", variant="primary", elem_id="evaluate-button")
+            history_btn = gr.Button("Over the saved checkpoints", elem_id="evaluate-history-button")
+        card = gr.Markdown(elem_id="evaluate-card")
+        gallery = gr.Gallery(label="Most copy-like samples: generated | nearest training image (worst first)", columns=4,
+                             height=260, object_fit="contain", elem_id="evaluate-gallery", elem_classes=["pixel-art-thumbs"])
+        with gr.Row():  # two charts: KID's scale would flatten the fractions
+            kid_plot = gr.LinePlot(x="step", y="value", color="term", title="KID ×10³ over training", height=240,
+                                   buttons=["fullscreen", "export"], elem_id="evaluate-history")
+            share_plot = gr.LinePlot(x="step", y="value", color="term", title="Memorised, diversity, fidelity",
+                                     height=240, buttons=["fullscreen", "export"], elem_id="evaluate-history-shares")
+
+    @user_errors
+    def on_evaluate(src, feats, count, seed_v):
+        report = evaluate_run(ws, _run_name(src), n=int(count), seed=int(seed_v or 0), features=feats,
+                              device=resolve_device("auto"))
+        pairs = [(item["image"], f"{'copy? ' if item['memorised'] else ''}×{item['ratio']:.2f} of the threshold")
+                 for item in report["memorisation"]["gallery"]]
+        return report_markdown(report), pairs
+
+    button.click(on_evaluate, [source, features, n, seed], [card, gallery], **GPU)
+
+    @user_errors
+    def on_history(src, feats, seed_v):
+        rows = evaluate_history(ws, _run_name(src), n=60, seed=int(seed_v or 0), features=feats, device=resolve_device("auto"))
+        return (loss_frame([{"step": r["step"], "kid_x1000": r["kid_x1000"]} for r in rows]),
+                loss_frame([{k: v for k, v in r.items() if k != "kid_x1000"} for r in rows]))
+
+    history_btn.click(on_history, [source, features, seed], [kid_plot, share_plot], **GPU)
