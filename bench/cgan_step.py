@@ -17,7 +17,7 @@ import torch
 
 from studio.methods.cgan import CGANConfig, CGANTrainer
 
-from timing import time_steps  # noqa: E402  (bench/ is run as scripts)
+from timing import flops_per_call, matmul_peak_tflops, peak_memory_mb, time_steps  # noqa: E402  (run as scripts)
 
 
 def main() -> None:
@@ -25,28 +25,39 @@ def main() -> None:
     p.add_argument("--resolution", type=int, nargs="+", default=[32, 64, 128])
     p.add_argument("--batch", type=int, default=CGANConfig().batch)
     p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--layout", nargs="+", default=["contiguous", "channels_last"], help="contiguous: the plain baseline")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, default=Path("bench/results/cgan_step.json"))
     args = p.parse_args()
 
+    peak = matmul_peak_tflops(args.device)
     rows = []
     for res in args.resolution:
-        images = torch.rand(120, 3, res, res) * 2 - 1
-        trainer = CGANTrainer(CGANConfig(resolution=res, batch=args.batch), images, torch.arange(120) % 3,
-                              ["a", "b", "c"], device=args.device)
-        times = time_steps(trainer.train_step, args.steps, args.device, warmup=2)
-        med = statistics.median(times)
-        rows.append({"resolution": res, "batch": args.batch, "s_per_step": round(med, 4), "it_per_s": round(1 / med, 2),
-                     "images_per_s": round(args.batch / med, 1),
-                     "g_params": sum(p.numel() for p in trainer.g.parameters()),
-                     "d_params": sum(p.numel() for p in trainer.d.parameters())})
-    print(f"cGAN step (D + G + EMA), device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'res':>4} {'batch':>5} {'s/step':>8} {'it/s':>6} {'img/s':>7} {'G params':>10} {'D params':>10}")
+        for layout in args.layout:
+            images = torch.rand(120, 3, res, res) * 2 - 1
+            trainer = CGANTrainer(CGANConfig(resolution=res, batch=args.batch, layout=layout), images, torch.arange(120) % 3,
+                                  ["a", "b", "c"], device=args.device)
+            if args.device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
+            med = statistics.median(time_steps(trainer.train_step, args.steps, args.device, warmup=2))
+            flops = flops_per_call(trainer.train_step)
+            row = {"resolution": res, "layout": layout, "batch": args.batch, "s_per_step": round(med, 4),
+                   "it_per_s": round(1 / med, 2), "images_per_s": round(args.batch / med, 1),
+                   "gflop_per_step": round(flops / 1e9, 2), "tflops": round(flops / med / 1e12, 3),
+                   "peak_mb": round(peak_memory_mb(args.device)),
+                   "g_params": sum(p.numel() for p in trainer.g.parameters()),
+                   "d_params": sum(p.numel() for p in trainer.d.parameters())}
+            if peak:
+                row["fraction_of_peak"] = round(row["tflops"] / peak, 3)
+            rows.append(row)
+    print(f"cGAN step (D + G + EMA), device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+          + (f", bf16 matmul peak {peak:.0f} TFLOP/s" if peak else ""))
+    print(f"{'res':>4} {'layout':>14} {'batch':>5} {'s/step':>8} {'it/s':>6} {'img/s':>7} {'GFLOP':>7} {'TFLOP/s':>8} {'G params':>10}")
     for r in rows:
-        print(f"{r['resolution']:4d} {r['batch']:5d} {r['s_per_step']:8.3f} {r['it_per_s']:6.2f} {r['images_per_s']:7.1f} "
-              f"{r['g_params']:10,d} {r['d_params']:10,d}")
+        print(f"{r['resolution']:4d} {r['layout']:>14} {r['batch']:5d} {r['s_per_step']:8.3f} {r['it_per_s']:6.2f} "
+              f"{r['images_per_s']:7.1f} {r['gflop_per_step']:7.2f} {r['tflops']:8.3f} {r['g_params']:10,d}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"device": args.device, "torch": torch.__version__,
+    args.out.write_text(json.dumps({"device": args.device, "torch": torch.__version__, "peak_tflops": peak,
                                     "machine": platform.processor() or platform.machine(), "rows": rows}, indent=1))
 
 

@@ -102,3 +102,39 @@ def test_emd_is_zero_only_for_matching_sets_and_latents_sampling():
     t = sample_latents(1000, 16, 0.5, g, truncate=True)
     assert t.abs().max() <= 0.5
     assert 0.4 < sample_latents(4000, 16, 0.5, g).std() < 0.6
+
+
+def test_cached_real_features_give_the_same_loss_curve_as_recomputing_them():
+    """The fast path (real images' VGG features computed once) against the plain one, 50 steps in fp32."""
+    from studio.methods.bsa import BSAConfig, BSATrainer
+    from studio.models.biggan import load_biggan
+    from studio.models.vgg import load_vgg16
+
+    images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    curves = {}
+    for mode in ("recompute", "cache"):
+        cfg = BSAConfig(model="tiny", perceptual="tiny", batch=3, real_features=mode)
+        trainer = BSATrainer(cfg, load_biggan("tiny"), images, torch.zeros(6, dtype=torch.long), ["all"],
+                             perceptual=load_vgg16("tiny"), device="cpu")
+        assert (trainer.real_features is not None) == (mode == "cache")
+        curves[mode] = torch.stack([trainer.train_step(step)["loss"] for step in range(50)])
+        trainer.adapter.detach_hooks()
+    assert torch.allclose(curves["cache"], curves["recompute"], rtol=1e-5, atol=1e-6)
+
+
+def test_channels_last_gives_the_same_loss_curve_as_contiguous():
+    """The fast memory layout against the plain one over 50 steps in fp32 (BSA is not adversarial: no drift)."""
+    from studio.methods.bsa import LAYOUTS, BSAConfig, BSATrainer
+    from studio.models.biggan import load_biggan
+    from studio.models.vgg import load_vgg16
+
+    images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    curves = {}
+    for layout, fmt in LAYOUTS.items():
+        base, vgg = load_biggan("tiny").to(memory_format=fmt), load_vgg16("tiny").to(memory_format=fmt)
+        trainer = BSATrainer(BSAConfig(model="tiny", perceptual="tiny", batch=3, layout=layout), base,
+                             images.contiguous(memory_format=fmt), torch.zeros(6, dtype=torch.long), ["all"],
+                             perceptual=vgg, device="cpu")
+        curves[layout] = torch.stack([trainer.train_step(step)["loss"] for step in range(50)])
+        trainer.adapter.detach_hooks()
+    assert torch.allclose(curves["channels_last"], curves["contiguous"], rtol=1 / 128)  # within bf16 tolerance

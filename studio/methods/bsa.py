@@ -23,6 +23,7 @@ from studio.methods import class_indices, slerp
 from studio.run import load_optimizer_tensors, optimizer_tensors
 
 ADAPT_MODES = ("hyper-bn", "scale-shift")
+LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 
 
 @dataclass
@@ -35,6 +36,8 @@ class BSAConfig:
     lr_step: int = 3000
     perceptual: str = "vgg16"       # vgg16 | none | tiny (tests)
     perceptual_weight: float = 0.001  # per VGG layer
+    real_features: str = "cache"    # cache: the real images' VGG features, fixed, computed once (fast); recompute: every step
+    layout: str = "contiguous"      # or channels_last: faster for sampling (1.15× on CPU), slower for training with VGG
     emd_weight: float = 0.1
     class_weight: float = 0.02
     z_noise: float = 0.01           # noise added to the learned latents at every step
@@ -50,6 +53,10 @@ class BSAConfig:
             raise UserError("Batch size, learning rate and lr step must be positive.")
         if not 0 < self.bn_truncation <= 1:
             raise UserError("BN truncation must be in (0, 1].")
+        if self.layout not in LAYOUTS:
+            raise UserError(f"Layout is one of {', '.join(LAYOUTS)}, not {self.layout!r}.")
+        if self.real_features not in ("cache", "recompute"):
+            raise UserError(f"real_features is 'cache' or 'recompute', not {self.real_features!r}.")
 
     @classmethod
     def from_dict(cls, d: dict) -> "BSAConfig":
@@ -310,6 +317,18 @@ class BSATrainer:
         self.gen = torch.Generator().manual_seed(cfg.seed)  # all training randomness: batches, noise, EMD samples
         preview_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.preview_z = sample_latents(8, base.config.z_dim, cfg.preview_truncation, preview_gen)
+        self.real_features = self._cache_real_features() if perceptual is not None and cfg.real_features == "cache" else None
+
+    @torch.no_grad()
+    def _cache_real_features(self, chunk: int = 8) -> list[torch.Tensor] | None:
+        """The frozen VGG's features of every real image, once: they never change, and recomputing them was a
+        third of the perceptual loss's cost. Kept on the device when they fit (about 69 MB an image at 256 px)."""
+        per_image = sum(f[0].numel() for f in self.perceptual(self.images[:1])) * 4
+        budget = (torch.cuda.mem_get_info(self.device)[0] // 4 if self.device.type == "cuda" else 8 * 2**30)
+        if per_image * len(self.images) > budget:
+            return None  # recompute instead: a cache must never be what runs a GPU out of memory
+        parts = [self.perceptual(self.images[i:i + chunk]) for i in range(0, len(self.images), chunk)]
+        return [torch.cat(layer) for layer in zip(*parts)]
 
     def _lr_factor(self, step: int) -> float:
         return self.cfg.lr_scale ** (step // self.cfg.lr_step)
@@ -326,7 +345,8 @@ class BSATrainer:
         fake = self.adapter.generate(z + noise, self.labels[idx])
         losses = {"l1": (fake - real).abs().mean()}
         if self.perceptual is not None:
-            feats_fake, feats_real = self.perceptual(fake), self.perceptual(real)
+            feats_fake = self.perceptual(fake)
+            feats_real = [f[idx] for f in self.real_features] if self.real_features is not None else self.perceptual(real)
             losses["perceptual"] = cfg.perceptual_weight * sum((a - b).abs().mean() for a, b in zip(feats_fake, feats_real))
         losses["emd"] = cfg.emd_weight * emd_loss(z, self.gen)
         losses["class"] = cfg.class_weight * self.adapter.class_embed.pow(2).mean()
@@ -372,11 +392,13 @@ def build_trainer(cfg: BSAConfig, dataset, *, device: str | torch.device, meta: 
     from studio.models.biggan import load_biggan
     from studio.models.vgg import load_vgg16
 
-    base = load_biggan(cfg.model, device=device, seed=cfg.seed)
+    base = load_biggan(cfg.model, device=device, seed=cfg.seed).to(memory_format=LAYOUTS[cfg.layout])
     images, labels, classes = dataset.load_tensors(base.config.output_dim)
+    images = images.contiguous(memory_format=LAYOUTS[cfg.layout])
     if len(images) < MIN_IMAGES:
         raise UserError(f"BSA needs at least {MIN_IMAGES} images; dataset {dataset.name!r} has {len(images)}.")
-    perceptual = None if cfg.perceptual == "none" else load_vgg16(cfg.perceptual, device=device, seed=cfg.seed)
+    perceptual = None if cfg.perceptual == "none" else load_vgg16(cfg.perceptual, device=device, seed=cfg.seed).to(
+        memory_format=LAYOUTS[cfg.layout])
     return BSATrainer(cfg, base, images, labels, classes, perceptual=perceptual, device=device,
                       meta={**meta, "base_model": cfg.model, "resolution": base.config.output_dim})
 
@@ -386,7 +408,8 @@ def load_sampler(tensors: dict[str, torch.Tensor], meta: dict, *, device: str | 
     from studio.models.biggan import load_biggan
 
     cfg = BSAConfig.from_dict(meta["config"])
-    return BSAAdapter.from_checkpoint(load_biggan(cfg.model, device=device, seed=cfg.seed), tensors, meta)
+    base = load_biggan(cfg.model, device=device, seed=cfg.seed).to(memory_format=LAYOUTS[cfg.layout])
+    return BSAAdapter.from_checkpoint(base, tensors, meta)
 
 
 CONFIG = BSAConfig

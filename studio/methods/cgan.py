@@ -21,6 +21,7 @@ from studio.methods import class_indices, slerp
 from studio.models.cgan import CONDITIONINGS, RESOLUTIONS, CGANArch, Discriminator, Generator
 from studio.run import load_optimizer_tensors, optimizer_tensors
 
+LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning")
 
 
@@ -41,6 +42,7 @@ class CGANConfig:
     g_ch: int = 16                # widths measured to fit the default run in 5 CPU minutes (bench/cgan_step.py)
     d_ch: int = 16
     conditioning: str = "projection"
+    layout: str = "channels_last"  # memory layout of images and conv weights: channels_last measured 1.1-1.45× faster on CPU
     transfer_from: str | None = None  # parent run name
     transfer_keep: str = "all"        # all: every G layer but the labels (measured better); coarse: input + first half
     freeze_steps: int = 0             # keep transferred G layers frozen this long
@@ -56,6 +58,12 @@ class CGANConfig:
         if self.batch < 1 or self.lr_g <= 0 or self.lr_d <= 0:
             raise UserError("Batch size and learning rates must be positive.")
         parse_policy(self.augment)
+        if self.layout not in LAYOUTS:
+            raise UserError(f"Layout is one of {', '.join(LAYOUTS)}, not {self.layout!r}.")
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return LAYOUTS[self.layout]
 
     @classmethod
     def from_dict(cls, d: dict) -> "CGANConfig":
@@ -141,7 +149,10 @@ class CGANTrainer:
         if parent is not None:
             self._transfer(*parent)
         self.g_ema = copy.deepcopy(self.g).requires_grad_(False).eval()
-        self.images, self.labels = images.to(self.device), labels.to(self.device)
+        for module in (self.g, self.d, self.g_ema):
+            module.to(memory_format=cfg.memory_format)
+        self.images = images.to(self.device).contiguous(memory_format=cfg.memory_format)
+        self.labels = labels.to(self.device)
         self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
         self.policy = parse_policy(cfg.augment)
@@ -267,4 +278,4 @@ def load_sampler(tensors: dict[str, torch.Tensor], meta: dict, *, device: str | 
     cfg = CGANConfig.from_dict(meta["config"])
     g = Generator(cfg.arch(len(meta["classes"])))
     g.load_state_dict({k[len("g_ema/"):]: v for k, v in tensors.items() if k.startswith("g_ema/")})
-    return CGANSampler(g.to(device).requires_grad_(False), meta["classes"])
+    return CGANSampler(g.to(device, memory_format=cfg.memory_format).requires_grad_(False), meta["classes"])
