@@ -23,7 +23,8 @@ from timing import flops_per_call, matmul_peak_tflops, peak_memory_mb, time_step
 
 PATHS = {"plain": {"real_features": "recompute", "layout": "contiguous"},
          "fast": {"real_features": "cache", "layout": "contiguous"},
-         "fast+cl": {"real_features": "cache", "layout": "channels_last"}}
+         "fast+cl": {"real_features": "cache", "layout": "channels_last"},
+         "fast+bf16": {"real_features": "cache", "layout": "contiguous", "precision": "bf16"}}  # for GPUs
 
 
 def build_base(name: str, device: str) -> torch.nn.Module:

@@ -138,3 +138,20 @@ def test_channels_last_gives_the_same_loss_curve_as_contiguous():
         curves[layout] = torch.stack([trainer.train_step(step)["loss"] for step in range(50)])
         trainer.adapter.detach_hooks()
     assert torch.allclose(curves["channels_last"], curves["contiguous"], rtol=1 / 128)  # within bf16 tolerance
+
+
+def test_bf16_autocast_follows_the_fp32_loss_curve():
+    """The GPU fast path (bf16 autocast, fp32 master parameters) run on the CPU: 50 steps within bf16 tolerance."""
+    from studio.methods.bsa import BSAConfig, BSATrainer
+    from studio.models.biggan import load_biggan
+    from studio.models.vgg import load_vgg16
+
+    images = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    curves = {}
+    for precision in ("fp32", "bf16"):
+        trainer = BSATrainer(BSAConfig(model="tiny", perceptual="tiny", batch=3, precision=precision), load_biggan("tiny"),
+                             images, torch.zeros(6, dtype=torch.long), ["all"], perceptual=load_vgg16("tiny"), device="cpu")
+        curves[precision] = torch.stack([trainer.train_step(step)["loss"] for step in range(50)])
+        assert all(p.dtype == torch.float32 for p in trainer.adapter.parameters())
+        trainer.adapter.detach_hooks()
+    assert torch.allclose(curves["bf16"], curves["fp32"], rtol=2 / 128), (curves["bf16"] - curves["fp32"]).abs().max()
