@@ -192,10 +192,17 @@ class RunFolder:
 
 
 def _write_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
-    """Tensors with `meta` as JSON in the header, synced to disk (callers rename it into place)."""
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path), metadata={"meta": json.dumps(meta)})
-    with path.open("rb") as f:
-        os.fsync(f.fileno())
+    """Tensors with `meta` as JSON in the header, synced to disk (callers rename it into place).
+
+    A failed write (a full disk) removes its partial file and says so; what was saved before stays as it was."""
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path), metadata={"meta": json.dumps(meta)})
+        with path.open("rb") as f:
+            os.fsync(f.fileno())
+    except (OSError, SafetensorError) as exc:
+        path.unlink(missing_ok=True)
+        raise UserError(f"Could not write {path.name.strip('.').removesuffix('.tmp')} ({exc}): free some disk space, "
+                        "then Continue; the checkpoint saved before this one is intact.") from None
     return path
 
 

@@ -103,8 +103,9 @@ def train(run: RunFolder, method: TrainingMethod, loop: LoopConfig, *, start_ste
         run.write_status("failed", step=step, error=message)
         return "failed"
     except Exception as exc:
-        run.log(f"failed at step {step}: {type(exc).__name__}: {exc}")
-        run.write_status("failed", step=step, error=f"{type(exc).__name__}: {exc}")
+        error = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"  # a user's sentence stays one
+        run.log(f"failed at step {step}: {error}")
+        run.write_status("failed", step=step, error=error)
         raise
     state = "finished" if step >= loop.iters else "stopped"
     if state == "stopped" and not run.sample_path(step).exists():

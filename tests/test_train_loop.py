@@ -155,3 +155,24 @@ def test_every_checkpoint_step_keeps_a_sampler_snapshot_and_resume_drops_later_o
     assert not torch.equal(early.sample(2, seed=0), late.sample(2, seed=0))
     run.truncate_snapshots(3)
     assert run.snapshot_steps() == [2]
+
+
+def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    import studio.run
+
+    run = RunFolder(tmp_path / "run")
+    run.save_checkpoint({"w": torch.ones(3)}, {"step": 10})
+    real_save = studio.run.save_file
+
+    def disk_full(tensors, filename, metadata=None):
+        real_save(tensors, filename, metadata=metadata)
+        with open(filename, "r+b") as f:  # half the file got out before the disk filled
+            f.truncate(f.seek(0, 2) // 2)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(studio.run, "save_file", disk_full)
+    with pytest.raises(UserError, match="free some disk space.*intact"):
+        run.save_checkpoint({"w": torch.zeros(3)}, {"step": 20})
+    assert not list(run.checkpoints_dir.glob(".*tmp"))  # the partial file is gone
+    ckpt = run.load_checkpoint()
+    assert ckpt.meta["step"] == 10 and torch.equal(ckpt.tensors["w"], torch.ones(3))
