@@ -280,3 +280,26 @@ def test_blend_tab_guides_a_run_with_a_prompt(studio_page, app_url):
     result = json.loads((app_url[1] / "exports" / "blends" / "blend-a-red-circle" / "result.json").read_text())
     assert len(result["scores"]) == 20 and result["a"] == "browser-run"
     page.screenshot(path=str(SHOTS / "blend.png"), full_page=True)
+
+
+def test_only_the_workspace_is_served_over_http(app_url, tmp_path):
+    """The app serves files from the workspace (previews, exports) and nothing else: no traversal, no absolute paths."""
+    import urllib.error
+    import urllib.parse
+
+    url, workspace = app_url
+    secret = workspace.parent / "outside-secret.txt"
+    secret.write_text("not for the browser")
+    inside = next((workspace / "datasets" / "demo").rglob("*.png"))
+
+    def status(path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"{url}/gradio_api/file={urllib.parse.quote(path)}", timeout=10) as r:
+                body = r.read()
+                return 200 if b"not for the browser" not in body and b"root:" not in body else 599
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    assert status(str(inside)) == 200
+    for path in (str(secret), "/etc/passwd", f"{workspace}/../{secret.name}", f"{workspace}/datasets/../../{secret.name}"):
+        assert status(path) in (403, 404), path
