@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="ArtGAN Studio: make art with GANs from small datasets.")
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--host", default="127.0.0.1", help="0.0.0.0 to serve on your network")
+    # A Hugging Face Space (or any host) sets GRADIO_SERVER_NAME / GRADIO_SERVER_PORT: follow them unless told otherwise.
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="0.0.0.0 to serve on your network")
     parser.add_argument("--workspace", help="folder for datasets/, runs/, exports/ (default: $STUDIO_WORKSPACE or ./workspace)")
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
     parser.add_argument("--dev", action="store_true", help="developer mode: offer the tiny random models used by the tests")
