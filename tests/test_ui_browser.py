@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import running_app
+
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = Path(os.environ.get("STUDIO_SCREENSHOTS", ROOT / "tests" / "screenshots"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -36,25 +31,8 @@ def app_url(tmp_path_factory):
             pytest.fail("Chromium is missing: .ci/run installs it (apt-get install chromium).")
         pytest.skip("Chromium is not installed (apt-get install chromium) — browser tests skipped.")
     workspace = tmp_path_factory.mktemp("ws")
-    port = _free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--workspace", str(workspace), "--dev"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/config", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"app did not start:\n{proc.stdout.read().decode() if proc.poll() is not None else ''}")
-                time.sleep(0.5)
-        yield url, workspace
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+    with running_app(workspace) as (url, proc):
+        yield url, workspace, proc.pid
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +265,7 @@ def test_only_the_workspace_is_served_over_http(app_url, tmp_path):
     import urllib.error
     import urllib.parse
 
-    url, workspace = app_url
+    url, workspace, _ = app_url
     secret = workspace.parent / "outside-secret.txt"
     secret.write_text("not for the browser")
     inside = next((workspace / "datasets" / "demo").rglob("*.png"))
@@ -303,3 +281,4 @@ def test_only_the_workspace_is_served_over_http(app_url, tmp_path):
     assert status(str(inside)) == 200
     for path in (str(secret), "/etc/passwd", f"{workspace}/../{secret.name}", f"{workspace}/datasets/../../{secret.name}"):
         assert status(path) in (403, 404), path
+

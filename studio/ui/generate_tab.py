@@ -107,7 +107,7 @@ def render(ws: Workspace, demo: gr.Blocks, *, dev: bool = False) -> None:
     tab = GenerateTab(ws, dev=dev)
     imagenet = list(imagenet_classes())
     with gr.Row(equal_height=True):
-        source = gr.Dropdown([], label="Generate from", scale=4, elem_id="generate-source",
+        source = gr.Dropdown(list_sources(ws, dev=dev), label="Generate from", scale=4, elem_id="generate-source",
                              info="A trained run (BSA or cGAN), or the pretrained BigGAN by ImageNet class.")
         refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100, elem_id="generate-refresh")
     source_md = gr.Markdown(elem_id="generate-source-info")
