@@ -16,7 +16,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from studio.data.augment import to_pil
 from studio.data.dataset import Dataset
 from studio.errors import UserError
 from studio.methods import load_run_sampler

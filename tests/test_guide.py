@@ -10,7 +10,7 @@ import torch
 from studio.cli import main
 from studio.data.dataset import create_demo_dataset
 from studio.errors import UserError
-from studio.guide import (BlendedAdapter, BSAGuidable, GuideConfig, PromptGuide, load_target, make_cutouts, mix_layers,
+from studio.guide import (BlendedAdapter, GuideConfig, PromptGuide, load_target, make_cutouts, mix_layers,
                           parse_prompts, run_blend, run_mix_layers)
 from studio.methods.bsa import BSAAdapter, BSAConfig
 from studio.methods.cgan import CGANConfig

@@ -9,7 +9,6 @@ import zipfile
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
 from studio.data.dataset import import_into
 from studio.errors import UserError

@@ -20,7 +20,6 @@ from studio.errors import UserError
 from studio.jobs import JobManager, JobRequest
 from studio.methods import bsa, cgan
 from studio.models.biggan import BIGGAN_NAMES, resolve_biggan
-from studio.run import RunFolder
 from studio.train import LoopConfig
 from studio.ui.common import user_errors
 from studio.ui.live import LivePanel
