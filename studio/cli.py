@@ -258,23 +258,17 @@ def _add_blend_command(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_blend(args: argparse.Namespace, ws: Workspace) -> int:
-    import re
     import shutil
     import signal
 
-    from studio.guide import GuideConfig, run_blend
+    from studio.guide import GuideConfig, blend_name, run_blend
 
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise UserError(f"--out must be a .png file, not {args.out!r}.")
     cfg = GuideConfig(prompt=args.prompt, negative=args.negative, steps=args.steps, cutouts=args.cutouts, lr=args.lr,
                       mix=args.mix, seed=args.seed)
-    name = args.run
-    if not name:
-        base = "blend-" + (re.sub(r"[^A-Za-z0-9]+", "-", args.prompt).strip("-")[:32].lower() or "prompt")
-        name, n = base, 1
-        while ws.run_dir(name).exists():
-            n, name = n + 1, f"{base}-{n + 1}"
+    name = args.run or blend_name(args.prompt, lambda n: ws.run_dir(n).exists())
     stop_requests = []
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop_requests.append(1))

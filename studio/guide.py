@@ -338,6 +338,13 @@ def load_target(ws, a: str, b: str | None, device: torch.device) -> Guidable:
     return BSAGuidable(sampler, BSAAdapter.from_checkpoint(sampler.model, ckpt.tensors, ckpt.meta))
 
 
+def blend_name(prompt: str, taken) -> str:
+    """A blend's default run name: from the prompt's first words, made unique."""
+    from studio.workspace import free_name
+
+    return free_name("blend-" + (prompt[:32].lower() or "prompt"), taken)
+
+
 def run_blend(ws, *, run_name: str, a: str, b: str | None, cfg: GuideConfig, clip: str = "ViT-B-32",
               device: str = "auto", compare: bool = False, should_stop=lambda: False, on_progress=None) -> dict[str, Any]:
     """Guide (and blend) under a prompt through the training loop; write runs/<name>/ and exports/blends/<name>/."""

@@ -160,7 +160,7 @@ class JobManager:
         self._queue: list[str] = []
         self._closed = threading.Event()
         # Queued jobs survive an app restart: restore them in the order they were queued.
-        waiting = [(self._job(name).get("queued_at", 0), name) for name in self._run_names()
+        waiting = [(self._job(name).get("queued_at", 0), name) for name in self.names()
                    if RunFolder(self.ws.run_dir(name)).read_status().get("state") == "queued"
                    and not _pid_alive(self._job(name).get("pid"))]
         self._queue = [name for _, name in sorted(waiting)]
@@ -174,7 +174,7 @@ class JobManager:
         validate_name(request.run, "run")
         run = RunFolder(self.ws.run_dir(request.run))
         with self._lock:
-            current = self.view(request.run) if request.run in self._run_names() else None
+            current = self.view(request.run) if request.run in self.names() else None
             if current and current.live:
                 raise UserError(f"Run {request.run!r} is already {current.state}.")
             if request.resume:
@@ -243,7 +243,7 @@ class JobManager:
     def stop_all(self) -> list[str]:
         """Ask every started job to stop (the app is shutting down); returns their names."""
         with self._lock:
-            started = [name for name in self._run_names() if self.view(name).state in ("starting", "running")]
+            started = [name for name in self.names() if self.view(name).state in ("starting", "running")]
             for name in started:
                 self.stop(name)
             return started
@@ -256,7 +256,7 @@ class JobManager:
         def started(name: str) -> float:  # not the folder's mtime: a running job touches it every second
             return self._job(name).get("queued_at") or RunFolder(self.ws.run_dir(name)).read_status().get("started") or 0
 
-        return [self.view(n) for n in sorted(self._run_names(), key=started, reverse=True)]
+        return [self.view(n) for n in sorted(self.names(), key=started, reverse=True)]
 
     def view(self, name: str) -> JobView:
         """The run's true state: status.json, corrected by whether its process is alive."""
@@ -305,7 +305,7 @@ class JobManager:
                     if self._job(name).get("pid") == proc.pid:  # else a newer job of this run is already queued
                         self._settle(name, proc.returncode)
             busy = False
-            for name in self._run_names():
+            for name in self.names():
                 if name in self._queue:
                     continue
                 state = self.view(name).state
@@ -365,7 +365,7 @@ class JobManager:
             return proc.poll() is None
         return _pid_alive(pid)
 
-    def _run_names(self) -> list[str]:
+    def names(self) -> list[str]:
         """Folders under runs/ that a job or the CLI has written a status or config into."""
         if not self.ws.runs.exists():
             return []
@@ -413,7 +413,7 @@ class JobManager:
         if not config.get("a"):
             raise UserError("Pick run A: a trained BSA or cGAN run.")
         for name in filter(None, (config.get("a"), config.get("b"))):
-            if name not in self._run_names() or not self.view(name).has_checkpoint:
+            if name not in self.names() or not self.view(name).has_checkpoint:
                 raise UserError(f"Run {name!r} has no checkpoint yet: train it first.")
         GuideConfig(**{k: config[k] for k in ("prompt", "negative", "steps", "cutouts", "lr", "mix", "seed") if k in config})
         source = resolve_clip(config.get("clip") or "ViT-B-32")

@@ -9,7 +9,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from studio.errors import UserError
 
@@ -29,6 +29,16 @@ def validate_name(name: str, kind: str = "dataset") -> str:
             f"{kind.capitalize()} name {name!r} is not allowed: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (no slashes, no '..')."
         )
+    return name
+
+
+def free_name(base: str, taken: Callable[[str], bool]) -> str:
+    """`base` as a safe folder name (other characters become '-'), then -2, -3, … until `taken(name)` is false."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", base).strip("-.")[:56] or "untitled"
+    name, n = base, 1
+    while taken(name):
+        n += 1
+        name = f"{base}-{n}"
     return name
 
 

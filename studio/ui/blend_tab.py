@@ -7,13 +7,12 @@ training job, survives a reload and stops cleanly; its result lands in exports/b
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import gradio as gr
 
 from studio.errors import UserError
-from studio.guide import GuideConfig, run_mix_layers
+from studio.guide import GuideConfig, blend_name, run_mix_layers
 from studio.jobs import JobManager, JobRequest
 from studio.ui.common import user_errors
 from studio.ui.live import LivePanel
@@ -51,12 +50,7 @@ def mix_setting(ws: Workspace, a: str, b: str | None, mode: str, value: float, s
 def blend_request(ws: Workspace, jobs: JobManager, form: dict[str, Any]) -> JobRequest:
     """The job the form asks for; an empty name becomes blend-<prompt words>[-N]."""
     taken = {v.run for v in jobs.runs()}
-    name = (form.get("name") or "").strip()
-    if not name:
-        base = "blend-" + (re.sub(r"[^A-Za-z0-9]+", "-", form.get("prompt") or "").strip("-")[:32].lower() or "prompt")
-        name, n = base, 1
-        while name in taken:
-            n, name = n + 1, f"{base}-{n + 1}"
+    name = (form.get("name") or "").strip() or blend_name(form.get("prompt") or "", taken.__contains__)
     b = form.get("b") or None
     config = {"a": form.get("a"), "b": b, "prompt": form.get("prompt") or "", "negative": form.get("negative") or "",
               "clip": form.get("clip"), "steps": int(form["steps"]), "cutouts": int(form["cutouts"]), "lr": form["lr"],

@@ -15,7 +15,7 @@ from studio.data.decode import CROP_MODES, PATCH_LAYOUTS
 from studio.data.demo import DEMO_CLASSES
 from studio.errors import UserError
 from studio.ui.common import user_errors
-from studio.workspace import Workspace
+from studio.workspace import Workspace, free_name
 
 ALL = "(all)"
 
@@ -138,7 +138,8 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
 
     @user_errors
     def on_demo(ds_name):
-        target = ds_name if ds_name and _existing(ws, ds_name) is None else _free_name(ws, "demo")
+        taken = lambda n: (ws.datasets / n).exists()  # noqa: E731
+        target = ds_name if ds_name and _existing(ws, ds_name) is None else free_name("demo", taken)
         ds = create_demo_dataset(ws, target)
         return (f"Created **{target}**: {len(ds.images)} generated paintings in {len(ds.counts())} classes.", [],
                 gr.update(choices=_names(ws), value=target), *dataset_view(ws, target))
@@ -217,10 +218,3 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
         return gr.update(value=str(Dataset.open(ws, ds_name).export_zip(ws.exports / f"{ds_name}.zip")), visible=True)
 
     export_btn.click(on_export, [name], [export_file])
-
-
-def _free_name(ws: Workspace, base: str) -> str:
-    n, candidate = 1, base
-    while (ws.datasets / candidate).exists():
-        n, candidate = n + 1, f"{base}-{n + 1}"
-    return candidate

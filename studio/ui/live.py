@@ -30,7 +30,7 @@ def loss_frame(rows: list[dict]):
 
 def live_view(jobs: JobManager, name: str | None, *, start_hint: str = "press **Start training**") -> dict[str, Any]:
     """Everything the live panel shows for run `name`: sentence, buttons, latest preview, history, curves, log."""
-    if not name or name not in {v.run for v in jobs.runs()}:
+    if not name or name not in jobs.names():  # every tick: the names, not every run's full view
         return {"status": f"No run selected. Fill in the form and {start_hint}.", "stop": False, "resume": False,
                 "delete": False, "preview": None, "history": [], "plot": loss_frame([]), "log": "", "signature": ("no run",)}
     view = jobs.view(name)

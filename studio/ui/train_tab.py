@@ -7,7 +7,6 @@ follow the truth after a failure, a reload reattaches, and a restarted app shows
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import fields
 from pathlib import Path
@@ -23,7 +22,7 @@ from studio.models.biggan import BIGGAN_NAMES, resolve_biggan
 from studio.train import LoopConfig
 from studio.ui.common import user_errors
 from studio.ui.live import LivePanel
-from studio.workspace import Workspace, write_json_atomic
+from studio.workspace import Workspace, free_name, write_json_atomic
 
 FORM_STORAGE_KEY = "artgan-studio-train-form"
 METHODS = {"cgan": cgan, "bsa": bsa}
@@ -77,7 +76,7 @@ def form_request(form: dict[str, Any], taken: list[str]) -> JobRequest:
     if config.get("augment") == "":
         config["augment"] = "none"
     loop = {k: _whole(form[k], k) for k in LOOP_FIELDS if form.get(k) not in (None, "")}
-    name = (form.get("run") or "").strip() or _free_run_name(f"{dataset or 'run'}-{method}", taken)
+    name = (form.get("run") or "").strip() or free_name(f"{dataset or 'run'}-{method}", taken.__contains__)
     return JobRequest(method, name, dataset=dataset, config=config, loop=loop, device=form.get("device") or "auto")
 
 
@@ -85,14 +84,6 @@ def _whole(value: Any, name: str) -> int:
     if float(value) != int(float(value)) or int(float(value)) < 0:
         raise UserError(f"{name.replace('_', ' ').capitalize()} must be a whole number, not {value}.")
     return int(float(value))
-
-
-def _free_run_name(base: str, taken: list[str]) -> str:
-    base = re.sub(r"[^A-Za-z0-9._-]", "-", base)[:56]
-    n, name = 1, base
-    while name in taken:
-        n, name = n + 1, f"{base}-{n + 1}"
-    return name
 
 
 def save_settings(ws: Workspace, form: dict[str, Any]) -> Path:
