@@ -107,6 +107,8 @@ def cmd_import(args: argparse.Namespace, ws: Workspace) -> int:
             print(f"duplicate {item['file']} ({item['kind']} duplicate of {item['duplicate_of']})")
         print(f"{len(report.imported)} imported, {len(report.rejected)} rejected, {len(report.duplicates)} duplicates; "
               f"dataset {ds.name!r} now has {len(ds.images)} images: {_fmt_counts(report.counts)}")
+    if report.limit_notice:
+        print(report.limit_notice, file=sys.stderr)
     if not report.imported:
         print(f"Nothing was imported into {ds.name!r}: none of the given files is a new, usable image.", file=sys.stderr)
         return 2

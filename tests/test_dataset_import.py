@@ -27,7 +27,7 @@ from studio.workspace import Workspace, validate_name
 from conftest import noise_image
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTRACT_KEYS = {"dataset", "imported", "rejected", "duplicates", "counts"}
+CONTRACT_KEYS = {"dataset", "imported", "rejected", "duplicates", "counts", "limit_notice"}
 
 
 # -- helpers -------------------------------------------------------------------------------------

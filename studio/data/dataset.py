@@ -21,11 +21,12 @@ from typing import Iterable
 
 from PIL import Image
 
+from studio.data import limits
 from studio.data.decode import (
-    CROP_MODES, DEFAULT_MAX_PIXELS, DEFAULT_MIN_SIDE, PATCH_LAYOUTS, Rejected, decode_image, hamming,
+    CROP_MODES, DEFAULT_MIN_SIDE, PATCH_LAYOUTS, Rejected, decode_image, hamming, load_rgb, open_image,
     perceptual_hash, plan_crops, render_crop,
 )
-from studio.data.sources import iter_payloads
+from studio.data.sources import iter_payloads, size_text
 from studio.errors import UserError
 from studio.workspace import Workspace, validate_name, write_json_atomic
 
@@ -63,9 +64,62 @@ class ImportReport:
     rejected: list[dict[str, str]] = field(default_factory=list)
     duplicates: list[dict[str, str]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    # One sentence for the user when files were left out by an import- or dataset-wide limit; "" otherwise.
+    limit_notice: str = ""
 
     def to_json(self) -> dict:
         return asdict(self)
+
+
+class _ImportBounds:
+    """What one import has used of the import-wide limits (studio/data/limits.py), and the dataset-wide one.
+
+    Each check raises Rejected when a file would go past a bound, and remembers which bound turned it away,
+    so the report can say in one sentence why files a user expected are missing.
+    """
+
+    def __init__(self) -> None:
+        self.files = self.bytes = self.pixels = 0
+        self.turned_away: Counter[str] = Counter()
+
+    def _refuse(self, bound: str, reason: str) -> None:
+        self.turned_away[bound] += 1
+        raise Rejected(reason)
+
+    def room_in_dataset(self, held: int, adding: int) -> None:
+        if held + adding > limits.MAX_DATASET_IMAGES:
+            what = f"{held:,} images" if adding == 1 else f"{held:,} images, and this one would add {adding} crops"
+            self._refuse("dataset", f"dataset full ({what}; the limit is {limits.MAX_DATASET_IMAGES:,} per dataset)")
+
+    def take_file(self, size: int) -> None:
+        """Before reading a file: the import's file count and bytes."""
+        if self.files >= limits.MAX_IMPORT_FILES:
+            self._refuse("files", f"import limit reached (this import already read {self.files:,} files; "
+                                  f"the limit is {limits.MAX_IMPORT_FILES:,} per import)")
+        if self.bytes + size > limits.MAX_IMPORT_BYTES:
+            self._refuse("bytes", f"import limit reached ({size_text(size)} more would pass "
+                                  f"{size_text(limits.MAX_IMPORT_BYTES)} read in one import)")
+        self.files += 1
+        self.bytes += size
+
+    def take_pixels(self, width: int, height: int) -> None:
+        """Before decoding an image: the import's decoded pixels."""
+        if self.pixels + width * height > limits.MAX_IMPORT_PIXELS:
+            self._refuse("pixels", f"import limit reached ({width}×{height} more pixels would pass "
+                                   f"{limits.MAX_IMPORT_PIXELS:,} decoded in one import)")
+        self.pixels += width * height
+
+    def notice(self) -> str:
+        if not self.turned_away:
+            return ""
+        bounds = {"files": f"{limits.MAX_IMPORT_FILES:,} files", "bytes": f"{size_text(limits.MAX_IMPORT_BYTES)}",
+                  "pixels": f"{limits.MAX_IMPORT_PIXELS:,} pixels"}
+        parts = [f"{bounds[b]} per import" for b in bounds if b in self.turned_away]
+        if "dataset" in self.turned_away:
+            parts.append(f"{limits.MAX_DATASET_IMAGES:,} images per dataset")
+        n = sum(self.turned_away.values())
+        return (f"{n:,} {'file was' if n == 1 else 'files were'} left out to stay within the upload limits "
+                f"(at most {'; '.join(parts)}); each is listed as rejected with its reason.")
 
 
 class Dataset:
@@ -161,38 +215,51 @@ class Dataset:
 
     # -- adding ------------------------------------------------------------------------------
     def import_paths(self, paths: Iterable[Path], *, label: str | None = None, labels_from_folders: bool = False,
-                     min_side: int = DEFAULT_MIN_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS,
+                     min_side: int = DEFAULT_MIN_SIDE, max_pixels: int | None = None,
                      near_duplicate_distance: int = DEFAULT_NEAR_DUPLICATE_DISTANCE) -> ImportReport:
-        """Import files, folders and zips; every file ends up imported, rejected or a duplicate, by name."""
+        """Import files, folders and zips; every file ends up imported, rejected or a duplicate, by name.
+
+        Each bound in studio/data/limits.py is checked before the work it bounds: a file past the import's
+        file or byte budget, or bound for a full dataset, is refused unread; one past the pixel budget, undecoded.
+        Files within the bounds still import. `max_pixels` defaults to limits.MAX_IMAGE_PIXELS.
+        """
         if label is not None:
             label = validate_label(label)
         report = ImportReport(self.name)
+        bounds = _ImportBounds()
         by_sha = {img["sha256"]: img for img in self.images}
         phashes = {int(img["phash"], 16): img for img in self.images}
         for payload in iter_payloads(list(paths)):
             if payload.rejected:
                 report.rejected.append({"file": payload.name, "reason": payload.rejected})
                 continue
-            sha = hashlib.sha256(payload.data).hexdigest()
-            if sha in by_sha:
-                report.duplicates.append({"file": payload.name, "duplicate_of": by_sha[sha]["source"], "kind": "exact"})
-                continue
             try:
-                img = decode_image(payload.data, min_side=min_side, max_pixels=max_pixels)
+                bounds.room_in_dataset(len(self.images), 1)
+                bounds.take_file(payload.size)
+                data = payload.read()
+                sha = hashlib.sha256(data).hexdigest()
+                if sha in by_sha:
+                    report.duplicates.append({"file": payload.name, "duplicate_of": by_sha[sha]["source"], "kind": "exact"})
+                    continue
+                img = open_image(data, min_side=min_side, max_pixels=max_pixels)
+                bounds.take_pixels(*img.size)
+                img = load_rgb(img)
+                ph = perceptual_hash(img)
+                near = _nearest(ph, phashes, near_duplicate_distance)
+                if near is not None:
+                    report.duplicates.append({"file": payload.name, "duplicate_of": near["source"], "kind": "near"})
+                    continue
+                bounds.room_in_dataset(len(self.images), len(self._crops(img, sha)))  # patches: one file, several images
             except Rejected as exc:
                 report.rejected.append({"file": payload.name, "reason": str(exc)})
                 continue
-            ph = perceptual_hash(img)
-            near = _nearest(ph, phashes, near_duplicate_distance)
-            if near is not None:
-                report.duplicates.append({"file": payload.name, "duplicate_of": near["source"], "kind": "near"})
-                continue
             image_label = label or (labels_from_folders and payload.folder_label and _safe_label(payload.folder_label)) or UNLABELED
-            entries = self._add(img, payload.data, payload.name, sha, ph, image_label)
+            entries = self._add(img, data, payload.name, sha, ph, image_label)
             by_sha[sha] = phashes[ph] = entries[0]
             report.imported.append(payload.name)
         self.save()
         report.counts = self.counts()
+        report.limit_notice = bounds.notice()
         return report
 
     def add_image(self, img: Image.Image, source: str, label: str) -> list[dict]:

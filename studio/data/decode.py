@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Literal
@@ -10,9 +11,10 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from studio.data import limits
+
 SUPPORTED_FORMATS = {"PNG", "JPEG", "MPO", "WEBP", "BMP", "GIF", "TIFF"}
 DEFAULT_MIN_SIDE = 64
-DEFAULT_MAX_PIXELS = 64_000_000  # 8000 x 8000; beyond this decoding alone can exhaust memory
 CropMode = Literal["center", "pad", "patches"]
 CROP_MODES: tuple[str, ...] = ("center", "pad", "patches")
 PATCH_LAYOUTS: tuple[str, ...] = ("tiled", "random")
@@ -30,16 +32,19 @@ class Crop:
     patch: int | None = None
 
 
-def decode_image(data: bytes, *, min_side: int = DEFAULT_MIN_SIDE, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Return the image as upright 8-bit RGB, or raise Rejected with the reason."""
+def open_image(data: bytes, *, min_side: int = DEFAULT_MIN_SIDE, max_pixels: int | None = None) -> Image.Image:
+    """Read only the header: the image, its size known and no pixel decoded yet, or Rejected with the reason."""
+    limit = limits.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     if not data:
         raise Rejected("empty file (0 bytes)")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # The size check below is the bound that counts, and its reason names the size; PIL's own warning
+            # would only refuse less clearly (or refuse what a deployer chose to allow).
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise Rejected("too many pixels (more than can be decoded safely; possible decompression bomb)") from None
+    except Image.DecompressionBombError as exc:
+        raise Rejected(_bomb_reason(exc, limit)) from None
     except UnidentifiedImageError:
         raise Rejected("not an image (format not recognised)") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -47,17 +52,39 @@ def decode_image(data: bytes, *, min_side: int = DEFAULT_MIN_SIDE, max_pixels: i
     if img.format not in SUPPORTED_FORMATS:
         raise Rejected(f"unsupported image format {img.format} (use PNG, JPEG, WebP, BMP, GIF or TIFF)")
     width, height = img.size
-    if width * height > max_pixels:
-        raise Rejected(f"too many pixels ({width}×{height}; the limit is {max_pixels:,}; possible decompression bomb)")
+    if width * height > limit:
+        raise Rejected(f"too many pixels ({width}×{height}; the limit is {limit:,}; possible decompression bomb)")
     if min(width, height) < min_side:
         raise Rejected(f"too small ({width}×{height} px; the minimum side is {min_side} px)")
+    return img
+
+
+def load_rgb(img: Image.Image) -> Image.Image:
+    """Decode an image from `open_image` as upright 8-bit RGB, or raise Rejected with the reason."""
     try:
-        img.seek(0)  # GIF/TIFF: the first frame
-        img.load()
-        img = ImageOps.exif_transpose(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size was checked in open_image
+            img.seek(0)  # GIF/TIFF: the first frame
+            img.load()
+            img = ImageOps.exif_transpose(img)
+    except Image.DecompressionBombError as exc:  # e.g. a TIFF tile far larger than the image it belongs to
+        raise Rejected(_bomb_reason(exc, limits.MAX_IMAGE_PIXELS)) from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise Rejected(f"truncated or corrupt image data ({exc})") from None
     return to_rgb(img)
+
+
+def decode_image(data: bytes, *, min_side: int = DEFAULT_MIN_SIDE, max_pixels: int | None = None) -> Image.Image:
+    """Return the image as upright 8-bit RGB, or raise Rejected with the reason (max_pixels: limits.MAX_IMAGE_PIXELS)."""
+    return load_rgb(open_image(data, min_side=min_side, max_pixels=max_pixels))
+
+
+def _bomb_reason(exc: Image.DecompressionBombError, limit: int) -> str:
+    """PIL refuses past 2 × Image.MAX_IMAGE_PIXELS before we see the size; its message carries the pixel count."""
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    pil_limit = 2 * Image.MAX_IMAGE_PIXELS if Image.MAX_IMAGE_PIXELS else limit
+    count = f"{int(found.group(1)):,} pixels" if found else f"over {pil_limit:,} pixels"
+    return f"too many pixels ({count}; the limit is {min(limit, pil_limit):,}; possible decompression bomb)"
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

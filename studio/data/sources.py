@@ -2,17 +2,23 @@
 
 Each payload keeps a display name (path relative to what was given) and the folder label
 hint used by `--labels-from-folders` (the ImageFolder convention: first sub-folder = class).
+A payload's bytes are read only when asked (`Payload.read`), so an import that has reached one
+of its bounds (studio/data/limits.py) can refuse the rest by name without reading them.
 """
 
 from __future__ import annotations
 
+import lzma
 import stat
 import zipfile
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import BinaryIO, Callable, Iterator
 
-MAX_FILE_BYTES = 100 * 1024 * 1024  # one image file; larger is almost surely not a painting scan we want
+from studio.data import limits
+from studio.data.decode import Rejected
+
 ARCHIVE_SUFFIXES = {".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar"}
 _ZIP_MAGIC = b"PK\x03\x04"
 # Files operating systems leave behind; they are not the user's images, so we skip them without a word.
@@ -22,12 +28,44 @@ _JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", "dataset.json"}
 
 @dataclass(frozen=True)
 class Payload:
-    """One candidate file: its bytes, or the reason it was refused before decoding."""
+    """One candidate file: its declared size and a way to read it, or the reason it was refused unread."""
 
     name: str
     folder_label: str | None
-    data: bytes = b""
+    size: int = 0  # bytes as declared (the file's size, a zip entry's header); reading never returns more than the limit
     rejected: str | None = None
+    opener: Callable[[], BinaryIO] | None = field(default=None, repr=False, compare=False)
+
+    def read(self) -> bytes:
+        """The file's bytes, or Rejected. Read a zip entry before taking the next payload: the archive closes after."""
+        try:
+            with self.opener() as f:
+                # One byte past the limit: a file can grow after we looked, and a zip header's size can lie.
+                data = f.read(limits.MAX_FILE_BYTES + 1)
+        except (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, NotImplementedError, RuntimeError) as exc:
+            raise Rejected(f"damaged zip entry ({exc})") from None  # only zip members raise these
+        except OSError as exc:
+            raise Rejected(f"unreadable file ({exc})") from None
+        if len(data) > limits.MAX_FILE_BYTES:
+            raise Rejected(f"file too large (more than the {size_text(limits.MAX_FILE_BYTES)} limit when read)")
+        if data[:4] == _ZIP_MAGIC:  # a zip member that is a zip by its bytes, whatever its name says
+            raise Rejected("archive inside an archive (nested archives are not opened)")
+        return data
+
+
+def size_text(size: int) -> str:
+    """Bytes as a person reads them: 512 bytes, 1.5 KB, 100 MB, 2 GB."""
+    for unit, scale in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.1f}".rstrip("0").rstrip(".") + f" {unit}" if value < 10 else f"{value:,.0f} {unit}"
+    return f"{size} bytes"
+
+
+def _too_large(name: str, label: str | None, size: int) -> Payload | None:
+    if size > limits.MAX_FILE_BYTES:
+        return Payload(name, label, size, rejected=f"file too large ({size_text(size)}; the limit is {size_text(limits.MAX_FILE_BYTES)})")
+    return None
 
 
 def _is_junk(parts: tuple[str, ...]) -> bool:
@@ -64,11 +102,9 @@ def _looks_like_zip(path: Path) -> bool:
 
 def _read_file(path: Path, name: str, label: str | None) -> Payload:
     size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        return Payload(name, label, rejected=f"file too large ({size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB)")
     if path.suffix.lower() in ARCHIVE_SUFFIXES and path.suffix.lower() != ".zip":
-        return Payload(name, label, rejected="unsupported archive type (use .zip)")
-    return Payload(name, label, data=path.read_bytes())
+        return Payload(name, label, size, rejected="unsupported archive type (use .zip)")
+    return _too_large(name, label, size) or Payload(name, label, size, opener=lambda: path.open("rb"))
 
 
 def _iter_folder(root: Path) -> Iterator[Payload]:
@@ -123,21 +159,7 @@ def _iter_zip(path: Path, display: str) -> Iterator[Payload]:
                 yield Payload(name, label, rejected="symbolic link inside zip (not followed, for safety)")
             elif PurePosixPath(parts[-1]).suffix.lower() in ARCHIVE_SUFFIXES:
                 yield Payload(name, label, rejected="archive inside an archive (nested archives are not opened)")
-            elif info.file_size > MAX_FILE_BYTES:
-                yield Payload(name, label, rejected=f"file too large ({info.file_size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB)")
             else:
-                yield _read_zip_entry(archive, info, name, label)
-
-
-def _read_zip_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, label: str | None) -> Payload:
-    try:
-        with archive.open(info) as f:
-            # Read one byte past the limit: the header's size can lie (a zip bomb).
-            data = f.read(MAX_FILE_BYTES + 1)
-    except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError) as exc:
-        return Payload(name, label, rejected=f"damaged zip entry ({exc})")
-    if len(data) > MAX_FILE_BYTES:
-        return Payload(name, label, rejected=f"file too large (over {MAX_FILE_BYTES // 2**20} MB when unpacked)")
-    if data[:4] == _ZIP_MAGIC:
-        return Payload(name, label, rejected="archive inside an archive (nested archives are not opened)")
-    return Payload(name, label, data=data)
+                # The declared size refuses a zip bomb before a byte is inflated; Payload.read bounds what it unpacks to.
+                yield _too_large(name, label, info.file_size) or Payload(
+                    name, label, info.file_size, opener=lambda info=info: archive.open(info))
