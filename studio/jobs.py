@@ -18,7 +18,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from studio.errors import UserError
 from studio.run import RunFolder
@@ -42,8 +42,12 @@ class JobRequest:
     device: str = "auto"
 
     def argv(self, ws: Workspace) -> list[str]:
+        return [sys.executable, "-m", "studio", "--workspace", str(ws.root), *self.command()]
+
+    def command(self) -> list[str]:
+        """The CLI's arguments after `--workspace W`."""
         command = ["blend"] if self.method == "blend" else ["train", self.method]
-        args = [sys.executable, "-m", "studio", "--workspace", str(ws.root), *command, "--run", self.run, "--device", self.device]
+        args = [*command, "--run", self.run, "--device", self.device]
         if self.resume:
             args.append("--resume")
         elif self.dataset:
@@ -145,28 +149,56 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
-class JobManager:
-    """Queue, start, stop, continue and delete training jobs of one workspace.
+@dataclass
+class _Slot:
+    """What the managers of every workspace share: one job runs at a time, for everyone, and one queue."""
 
+    workspaces: Callable[[], list[Workspace]]  # where to look for runs
+    stall_after_s: float
+    max_live: int | None                       # queued + started jobs one workspace may have (None: no bound)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    procs: dict[Path, subprocess.Popen] = field(default_factory=dict)  # by run folder
+    queue: list[Path] = field(default_factory=list)                    # run folders waiting, in order
+    closed: threading.Event = field(default_factory=threading.Event)
+
+
+class JobManager:
+    """Queue, start, stop, continue and delete the training jobs of one workspace.
+
+    On a shared deployment every user has a workspace of their own and `for_workspace` gives each a
+    manager that sees only their runs, while the slot (one job at a time) and the queue are shared.
     A background thread reaps ended processes and starts the next queued job; `tick()` does one round
     (tests call it directly with `background=False`).
     """
 
-    def __init__(self, ws: Workspace, *, background: bool = True, poll_s: float = 1.0, stall_after_s: float = STALL_AFTER_S):
+    def __init__(self, ws: Workspace, *, background: bool = True, poll_s: float = 1.0, stall_after_s: float = STALL_AFTER_S,
+                 workspaces: Callable[[], list[Workspace]] | None = None, max_live: int | None = None):
         self.ws = ws
-        self.stall_after_s = stall_after_s
-        self._lock = threading.RLock()
-        self._procs: dict[str, subprocess.Popen] = {}
-        self._queue: list[str] = []
-        self._closed = threading.Event()
+        self._slot = _Slot(workspaces or (lambda: [ws]), stall_after_s, max_live)
         # Queued jobs survive an app restart: restore them in the order they were queued.
-        waiting = [(self._job(name).get("queued_at", 0), name) for name in self.names()
-                   if RunFolder(self.ws.run_dir(name)).read_status().get("state") == "queued"
-                   and not _pid_alive(self._job(name).get("pid"))]
-        self._queue = [name for _, name in sorted(waiting)]
+        waiting = [(m._job(name).get("queued_at", 0), m.ws.run_dir(name)) for m in self._managers() for name in m.names()
+                   if RunFolder(m.ws.run_dir(name)).read_status().get("state") == "queued"
+                   and not _pid_alive(m._job(name).get("pid"))]
+        self._slot.queue.extend(path for _, path in sorted(waiting))
         self.tick()
         if background:
             threading.Thread(target=self._loop, args=(poll_s,), name="studio-jobs", daemon=True).start()
+
+    def for_workspace(self, ws: Workspace) -> "JobManager":
+        """A manager of `ws`'s runs that shares this one's slot and queue."""
+        manager = object.__new__(JobManager)
+        manager.ws, manager._slot = ws, self._slot
+        return manager
+
+    def _managers(self) -> list["JobManager"]:
+        return [self.for_workspace(ws) for ws in self._slot.workspaces()]
+
+    def _owner(self, path: Path) -> "JobManager":
+        return self.for_workspace(Workspace(path.parent.parent))
+
+    @property
+    def _lock(self) -> threading.RLock:
+        return self._slot.lock
 
     # -- what the UI asks ------------------------------------------------------------------
     def submit(self, request: JobRequest) -> JobView:
@@ -177,6 +209,10 @@ class JobManager:
             current = self.view(request.run) if request.run in self.names() else None
             if current and current.live:
                 raise UserError(f"Run {request.run!r} is already {current.state}.")
+            live = [v.run for v in self.runs() if v.live]
+            if self._slot.max_live is not None and len(live) >= self._slot.max_live:
+                raise UserError(f"You already have {', '.join(live)} waiting or running, and this studio is shared: "
+                                "wait for it to end, or stop it, then start this one.")
             if request.resume:
                 if not (current and current.can_continue):
                     raise UserError(f"Run {request.run!r} has no checkpoint to continue from; start it again as a new run.")
@@ -190,7 +226,7 @@ class JobManager:
             write_json_atomic(run.path / "job.json", {**asdict(request), "queued_at": time.time()})
             run.write_status("queued", error=None, method=request.method,
                              dataset=request.dataset if not request.resume else run.read_config()["dataset"])
-            self._queue.append(request.run)
+            self._slot.queue.append(run.path)
             self.tick()
             return self.view(request.run)
 
@@ -213,7 +249,7 @@ class JobManager:
         with self._lock:
             view = self.view(name)
             if view.state == "queued":
-                self._queue.remove(name)
+                self._slot.queue.remove(run.path)
                 if run.exists():  # a queued Continue: back to where it was
                     run.write_status("stopped", error=None)
                 else:             # a new run that never began: nothing was made, so nothing is kept
@@ -241,15 +277,15 @@ class JobManager:
                 shutil.rmtree(path)
 
     def stop_all(self) -> list[str]:
-        """Ask every started job to stop (the app is shutting down); returns their names."""
+        """Ask every started job of every workspace to stop (the app is shutting down); returns their names."""
         with self._lock:
-            started = [name for name in self.names() if self.view(name).state in ("starting", "running")]
-            for name in started:
-                self.stop(name)
-            return started
+            started = [(m, name) for m in self._managers() for name in m.names() if m.view(name).state in ("starting", "running")]
+            for manager, name in started:
+                manager.stop(name)
+            return [name for _, name in started]
 
     def close(self) -> None:
-        self._closed.set()
+        self._slot.closed.set()
 
     def runs(self) -> list[JobView]:
         """Every run in the workspace, newest first."""
@@ -271,10 +307,12 @@ class JobManager:
                        step=int(status.get("step") or 0), total=status.get("total"), it_per_s=status.get("it_per_s"),
                        eta_s=status.get("eta_s"), error=status.get("error"), has_checkpoint=run.has_checkpoint())
         if state == "queued":
-            if name in self._queue:
-                view.position = self._queue.index(name) + 1
+            if run.path in self._slot.queue:
+                view.position = self._slot.queue.index(run.path) + 1
             elif self._alive(name, job.get("pid")):
                 view.state = "stopping" if job.get("stop_requested") else "starting"
+            elif job.get("stop_requested"):  # stopped before training began, as asked (tick writes it down)
+                view.state = "stopped"
             else:
                 view.state, view.error = "failed", self._death_sentence(run, "before it began training")
         elif state in ("running", "stopping"):
@@ -284,7 +322,7 @@ class JobManager:
                 view.state = "stopping"
             else:
                 quiet = time.time() - status.get("updated", time.time())
-                if quiet > max(self.stall_after_s, 10 / (view.it_per_s or 1.0)):
+                if quiet > max(self._slot.stall_after_s, 10 / (view.it_per_s or 1.0)):
                     view.stalled_s = quiet
         return view
 
@@ -299,25 +337,34 @@ class JobManager:
     def tick(self) -> None:
         """Record processes that ended, mark dead ones failed, and start the next queued job when the slot is free."""
         with self._lock:
-            for name, proc in list(self._procs.items()):
+            for path, proc in list(self._slot.procs.items()):
                 if proc.poll() is not None:
-                    del self._procs[name]
-                    if self._job(name).get("pid") == proc.pid:  # else a newer job of this run is already queued
-                        self._settle(name, proc.returncode)
+                    del self._slot.procs[path]
+                    owner = self._owner(path)
+                    if owner._job(path.name).get("pid") == proc.pid:  # else a newer job of this run is already queued
+                        owner._settle(path.name, proc.returncode)
             busy = False
-            for name in self.names():
-                if name in self._queue:
-                    continue
-                state = self.view(name).state
-                if state in ("starting", "running", "stopping"):
-                    busy = True
-                elif state == "failed" and RunFolder(self.ws.run_dir(name)).read_status().get("state") in LIVE:
-                    self._settle(name, None)  # it died while nobody watched (app restarted, process killed)
-            if self._queue and not busy:
-                self._launch(self._queue.pop(0))
+            for manager in self._managers():
+                busy |= manager._reconcile()
+            if self._slot.queue and not busy:
+                path = self._slot.queue.pop(0)
+                self._owner(path)._launch(path.name)
+
+    def _reconcile(self) -> bool:
+        """Settle this workspace's jobs that died unwatched; True when one of them holds the slot."""
+        busy = False
+        for name in self.names():
+            if self.ws.run_dir(name) in self._slot.queue:
+                continue
+            state = self.view(name).state
+            if state in ("starting", "running", "stopping"):
+                busy = True
+            elif state == "failed" and RunFolder(self.ws.run_dir(name)).read_status().get("state") in LIVE:
+                self._settle(name, None)  # it died while nobody watched (app restarted, process killed)
+        return busy
 
     def _loop(self, poll_s: float) -> None:
-        while not self._closed.wait(poll_s):
+        while not self._slot.closed.wait(poll_s):
             try:
                 self.tick()
             except Exception as exc:  # a bad folder must not end the watcher; the next round tries again
@@ -327,12 +374,13 @@ class JobManager:
         run = RunFolder(self.ws.run_dir(name))
         job = self._job(name)
         request = JobRequest(**{k: v for k, v in job.items() if k in JobRequest.__dataclass_fields__})
-        run.log(f"job started: {' '.join(request.argv(self.ws)[1:])}")
+        shown = " ".join(request.command()).replace(str(self.ws.root), "$WORKSPACE")  # a shared studio's folders stay private
+        run.log(f"job started: python -m studio {shown}")
         env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
         with (run.path / "process.log").open("ab") as out:
             proc = subprocess.Popen(request.argv(self.ws), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)  # survives an app restart
-        self._procs[name] = proc
+        self._slot.procs[run.path] = proc
         write_json_atomic(run.path / "job.json", {**job, "pid": proc.pid, "launched": time.time()})
 
     def _settle(self, name: str, returncode: int | None) -> None:
@@ -360,7 +408,7 @@ class JobManager:
         return f"the training process ended {when}{code} without saying why; the log below shows its last lines."
 
     def _alive(self, name: str, pid: int | None) -> bool:
-        proc = self._procs.get(name)
+        proc = self._slot.procs.get(self.ws.run_dir(name))
         if proc is not None and proc.pid == pid:
             return proc.poll() is None
         return _pid_alive(pid)

@@ -15,6 +15,7 @@ from studio.errors import UserError
 
 DEFAULT_WORKSPACE = "workspace"
 WORKSPACE_ENV = "STUDIO_WORKSPACE"
+USERS = "users"  # on a shared deployment: <root>/users/<key>/ is one person's whole workspace
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -74,6 +75,15 @@ class Workspace:
 
     def run_dir(self, name: str) -> Path:
         return self.runs / validate_name(name, "run")
+
+    def user(self, key: str) -> "Workspace":
+        """The workspace of one user of a shared deployment (created on first use)."""
+        return Workspace.resolve(self.root / USERS / validate_name(key, "user"))
+
+    def users(self) -> list["Workspace"]:
+        """Every user's workspace under this one, in a stable order."""
+        folder = self.root / USERS
+        return [Workspace(p) for p in sorted(folder.iterdir()) if p.is_dir()] if folder.is_dir() else []
 
 
 @contextmanager

@@ -19,7 +19,9 @@ from studio.methods.cgan import CGANConfig
 from studio.models.biggan import one_hot_class
 from studio.run import RunFolder
 from studio.train import LoopConfig, run_training
+from studio.jobs import JobManager
 from studio.ui import generate_tab
+from studio.ui.session import Sessions
 from studio.workspace import Workspace
 
 CLASSES = ["abstract", "geometric", "islamic"]
@@ -171,7 +173,7 @@ def test_sources_and_the_cache(ws):
 
 
 def test_tab_handlers_return_what_the_page_shows(ws, cache):
-    tab = generate_tab.GenerateTab(ws, dev=True, cache=cache)
+    tab = generate_tab.GenerateTab(Sessions(ws, JobManager(ws, background=False)), dev=True, cache=cache)
     assert tab.sources()["value"] == "run:b1"
     md, classes, truncation, interp_class, compare_class, imagenet, note, compare = tab.on_source("run:c1")
     assert "step 3" in md and classes["value"] == CLASSES and truncation["value"] == 1.0 and "BSA run" in note
@@ -201,8 +203,10 @@ def test_tab_handlers_return_what_the_page_shows(ws, cache):
 
 
 def test_the_tab_builds_and_wires(ws):
+    sessions = Sessions(ws, JobManager(ws, background=False))
     with gr.Blocks() as demo:
-        generate_tab.render(ws, demo, dev=True)
+        sessions.render(demo)
+        generate_tab.render(sessions, dev=True)
     ids = {block.elem_id for block in demo.blocks.values() if getattr(block, "elem_id", None)}
     for name in ("source", "refresh", "classes", "seed", "n", "truncation", "button", "grid", "gallery",
                  "download-grid", "download-zip", "status", "interp-gif", "interp-button", "compare-base",

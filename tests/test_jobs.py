@@ -136,7 +136,7 @@ def test_cancelling_a_queued_new_run_leaves_nothing(ws):
     assert not ws.run_dir("second").exists()
     _wait(jobs, "first", lambda v: v.state == "running")
     jobs.stop("first")
-    jobs._procs["first"].wait(60)  # ended, but not yet reaped by a tick when Continue is pressed
+    jobs._slot.procs[ws.run_dir("first")].wait(60)  # ended, but not yet reaped by a tick when Continue is pressed
     assert jobs.resume("first").state == "starting"
     assert "failed" not in RunFolder(ws.run_dir("first")).log_tail(50)[-1]
     jobs.stop("first")

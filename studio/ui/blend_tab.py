@@ -16,6 +16,7 @@ from studio.guide import GuideConfig, blend_name, run_mix_layers
 from studio.jobs import JobManager, JobRequest
 from studio.ui.common import user_errors
 from studio.ui.live import LivePanel
+from studio.ui.session import Sessions
 from studio.workspace import Workspace
 
 MIX_MODES = {"Let the prompt decide (optimised per layer)": "auto", "One mix for every layer": "one",
@@ -88,14 +89,15 @@ def results_gallery(ws: Workspace) -> list[tuple[str, str]]:
     return items
 
 
-def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, *, dev: bool = False) -> None:
-    """Build the tab in the current Blocks context and wire its events."""
+def render(sessions: Sessions, *, dev: bool = False) -> None:
+    """Build the tab in the current Blocks context and wire its events (a page fills in its runs on load)."""
     with gr.Row():
         with gr.Column(scale=2):
             gr.Markdown("### New blend")
             with gr.Row():
-                a = gr.Dropdown(model_runs(jobs), label="Run A", elem_id="blend-a", info="A trained BSA or cGAN run.")
-                b = gr.Dropdown(["", *model_runs(jobs, "bsa")], value="", label="Run B (optional)", elem_id="blend-b",
+                built = sessions.at_build()
+                a = gr.Dropdown(model_runs(built), label="Run A", elem_id="blend-a", info="A trained BSA or cGAN run.")
+                b = gr.Dropdown(["", *model_runs(built, "bsa")], value="", label="Run B (optional)", elem_id="blend-b",
                                 info="A second BSA run of the same BigGAN: blend the two domains.")
             prompt = gr.Textbox(label="Prompt", placeholder="a stained glass window of a city at night", elem_id="blend-prompt",
                                 info="Several with weights: 'a city:1 | fog:0.5'.")
@@ -119,7 +121,7 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, *, dev: bool = Fals
             start_btn = gr.Button("Start blending", variant="primary", elem_id="blend-start")
         with gr.Column(scale=3):
             gr.Markdown("### Blends")
-            panel = LivePanel(jobs, prefix="blend", blends=True, start_hint="press **Start blending**",
+            panel = LivePanel(sessions, prefix="blend", blends=True, start_hint="press **Start blending**",
                               preview_label="Latest frame", plot_title="CLIP score per step", can_continue=False)
             result_md = gr.Markdown(elem_id="blend-result")
             with gr.Row():
@@ -141,25 +143,29 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, *, dev: bool = Fals
     result_outputs = [final, frames, mix_table, result_md, base_img, tuned_img]
 
     @user_errors
-    def on_start(*values):
-        request = blend_request(ws, jobs, dict(zip(form, values)))
-        if not request.config["a"]:
+    def on_start(request: gr.Request, *values):
+        ws, jobs = sessions.workspace(request), sessions.jobs(request)
+        job = blend_request(ws, jobs, dict(zip(form, values)))
+        if not job.config["a"]:
             raise UserError("Pick run A: a trained BSA or cGAN run.")
-        jobs.submit(request)
-        return panel.select(request.run), *panel.refresh(request.run)
+        jobs.submit(job)
+        return panel.select(jobs, job.run), *panel.refresh(jobs, job.run)
 
     start_btn.click(on_start, list(form.values()), [panel.picked, *panel.outputs])
 
-    def on_b(a_name, b_name):
+    def on_b(a_name, b_name, request: gr.Request):
         if not (a_name and b_name):
             return gr.update()
-        return gr.update(maximum=len(run_mix_layers(ws, a_name)))
+        return gr.update(maximum=len(run_mix_layers(sessions.workspace(request), a_name)))
 
     b.change(user_errors(on_b), [a, b], [switch])
     # The result appears once the job has written it: a slow poll of result.json, sending images only when it changed.
     shown = gr.State(None)
 
-    def on_poll(name, last):
+    def on_poll(name, last, request: gr.Request):
+        if not sessions.ready(request):
+            return [gr.update() for _ in range(len(result_outputs) + 1)] + [last]
+        ws = sessions.workspace(request)
         path = ws.exports / "blends" / (name or "-") / "result.json"
         key = (name, path.stat().st_mtime if name and path.exists() else None)
         if key == last:
@@ -169,11 +175,19 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, *, dev: bool = Fals
     gr.Timer(2.0).tick(on_poll, [panel.picked, shown], [*result_outputs, gallery, shown], show_progress="hidden",
                        concurrency_limit=None)
 
-    def on_load():
+    def on_load(request: gr.Request):
+        jobs = sessions.jobs(request)
         runs = model_runs(jobs)
         return (gr.update(choices=runs, value=runs[0] if runs else None), gr.update(choices=["", *model_runs(jobs, "bsa")]),
-                panel.select(panel.current()), results_gallery(ws))
+                panel.select(jobs, panel.current(jobs)), results_gallery(jobs.ws))
 
-    demo.load(on_load, None, [a, b, panel.picked, gallery])
-    a.focus(lambda: gr.update(choices=model_runs(jobs)), None, [a])
-    b.focus(lambda: gr.update(choices=["", *model_runs(jobs, "bsa")]), None, [b])
+    sessions.on_load(on_load, None, [a, b, panel.picked, gallery])
+
+    def on_a_focus(request: gr.Request):
+        return gr.update(choices=model_runs(sessions.jobs(request)))
+
+    def on_b_focus(request: gr.Request):
+        return gr.update(choices=["", *model_runs(sessions.jobs(request), "bsa")])
+
+    a.focus(on_a_focus, None, [a])
+    b.focus(on_b_focus, None, [b])

@@ -15,6 +15,7 @@ from studio.data.decode import CROP_MODES, PATCH_LAYOUTS
 from studio.data.demo import DEMO_CLASSES
 from studio.errors import UserError
 from studio.ui.common import user_errors
+from studio.ui.session import Sessions
 from studio.workspace import Workspace, free_name
 
 ALL = "(all)"
@@ -58,15 +59,16 @@ def _label_choices(ds: Dataset | None) -> list[str]:
     return sorted(set(DEMO_CLASSES) | {UNLABELED} | set(ds.counts() if ds else ()))
 
 
-def _report_rows(report) -> list[list[str]]:
+def _report_rows(report, limit: int = 500) -> list[list[str]]:
+    """The report as table rows; a huge archive's thousands of rejections are cut to `limit` rows and a count."""
     rows = [[item["file"], f"rejected: {item['reason']}"] for item in report.rejected]
     rows += [[item["file"], f"{item['kind']} duplicate of {item['duplicate_of']} (skipped)"] for item in report.duplicates]
-    return rows
+    return rows if len(rows) <= limit else rows[:limit] + [[f"… {len(rows) - limit} more", "(the CLI's --json lists them all)"]]
 
 
-def render(ws: Workspace, demo: gr.Blocks) -> None:
+def render(sessions: Sessions) -> None:
     """Build the tab's components in the current Blocks context and wire their events."""
-    names = _names(ws)
+    names = _names(sessions.at_build().ws)
     with gr.Row(equal_height=True):
         name = gr.Dropdown(names, value=names[0] if names else None, label="Dataset", allow_custom_value=True,
                            info="Pick one, or type a new name and import into it.", elem_id="dataset-name", scale=3)
@@ -117,7 +119,9 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
     view_outputs = [gallery, shown_ids, counts, show]
 
     @user_errors
-    def on_import(ds_name, files, folder_files, label_value, folders_flag, size_v, crop_v, patches_v, layout_v, show_v):
+    def on_import(ds_name, files, folder_files, label_value, folders_flag, size_v, crop_v, patches_v, layout_v, show_v,
+                  request: gr.Request):
+        ws = sessions.workspace(request)
         paths = [Path(p) for p in (files or []) + (folder_files or [])]
         if not ds_name:
             raise UserError("Type a name for the dataset first.")
@@ -130,6 +134,8 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
         msg += f"; {len(rep.rejected)} rejected, {len(rep.duplicates)} duplicates (listed on the right)." if rep.rejected or rep.duplicates else "."
         if not rep.imported:
             msg = "Nothing was imported: none of the given files is a new, usable image (see the list on the right)."
+        if rep.limit_notice:
+            msg += f" {rep.limit_notice}"
         return (msg, _report_rows(rep), gr.update(choices=_names(ws), value=ds_name), None, None,
                 *dataset_view(ws, ds_name, show_v))
 
@@ -137,7 +143,8 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
                      [status, report, name, uploads, folder, *view_outputs])
 
     @user_errors
-    def on_demo(ds_name):
+    def on_demo(ds_name, request: gr.Request):
+        ws = sessions.workspace(request)
         taken = lambda n: (ws.datasets / n).exists()  # noqa: E731
         target = ds_name if ds_name and _existing(ws, ds_name) is None else free_name("demo", taken)
         ds = create_demo_dataset(ws, target)
@@ -146,7 +153,8 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
 
     demo_btn.click(on_demo, [name], [status, report, name, *view_outputs])
 
-    def on_pick(ds_name, show_v):
+    def on_pick(ds_name, show_v, request: gr.Request):
+        ws = sessions.workspace(request)
         ds = _existing(ws, ds_name)
         if ds is not None:
             s = ds.settings
@@ -159,10 +167,20 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
 
     pick_outputs = [*view_outputs, size, crop, patches, layout, label, new_label, selected, selected_md]
     name.change(on_pick, [name, show], pick_outputs)
-    show.change(lambda n, s: dataset_view(ws, n, s), [name, show], view_outputs)
-    demo.load(lambda: gr.update(choices=_names(ws)), None, [name]).then(on_pick, [name, show], pick_outputs)
 
-    def on_select(ds_name, ids, evt: gr.SelectData):
+    def on_show(ds_name, show_v, request: gr.Request):
+        return dataset_view(sessions.workspace(request), ds_name, show_v)
+
+    show.change(on_show, [name, show], view_outputs)
+
+    def on_open(current, request: gr.Request):
+        names = _names(sessions.workspace(request))
+        return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
+
+    sessions.on_load(on_open, [name], [name]).then(on_pick, [name, show], pick_outputs)
+
+    def on_select(ds_name, ids, evt: gr.SelectData, request: gr.Request):
+        ws = sessions.workspace(request)
         image_id = ids[evt.index] if evt.index is not None and evt.index < len(ids) else None
         entry = next((img for img in Dataset.open(ws, ds_name).images if img["id"] == image_id), None) if image_id else None
         if entry is None:
@@ -172,7 +190,8 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
     gallery.select(on_select, [name, shown_ids], [selected, selected_md, new_label])
 
     @user_errors
-    def on_relabel(ds_name, image_id, label_value, show_v):
+    def on_relabel(ds_name, image_id, label_value, show_v, request: gr.Request):
+        ws = sessions.workspace(request)
         if not image_id:
             raise UserError("Click an image in the gallery first.")
         if not label_value:
@@ -183,7 +202,8 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
     relabel_btn.click(on_relabel, [name, selected, new_label, show], [selected_md, *view_outputs])
 
     @user_errors
-    def on_remove(ds_name, image_id, show_v):
+    def on_remove(ds_name, image_id, show_v, request: gr.Request):
+        ws = sessions.workspace(request)
         if not image_id:
             raise UserError("Click an image in the gallery first.")
         Dataset.open(ws, ds_name).remove([image_id])
@@ -192,14 +212,16 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
     remove_btn.click(on_remove, [name, selected, show], [selected, selected_md, *view_outputs])
 
     @user_errors
-    def on_recrop(ds_name, size_v, crop_v, patches_v, layout_v, show_v):
+    def on_recrop(ds_name, size_v, crop_v, patches_v, layout_v, show_v, request: gr.Request):
+        ws = sessions.workspace(request)
         n = Dataset.open(ws, ds_name).recrop(CropSettings(size=int(size_v), crop=crop_v, patches=int(patches_v), patch_layout=layout_v))
         return f"Re-cropped from the originals: {n} images.", *dataset_view(ws, ds_name, show_v)
 
     recrop_btn.click(on_recrop, [name, size, crop, patches, layout, show], [status, *view_outputs])
 
     @user_errors
-    def on_preview(ds_name, policy_v):
+    def on_preview(ds_name, policy_v, request: gr.Request):
+        ws = sessions.workspace(request)
         from PIL import Image
 
         from studio.data.augment import augment_preview
@@ -214,7 +236,8 @@ def render(ws: Workspace, demo: gr.Blocks) -> None:
     preview_btn.click(on_preview, [name, policy], [preview])
 
     @user_errors
-    def on_export(ds_name):
+    def on_export(ds_name, request: gr.Request):
+        ws = sessions.workspace(request)
         return gr.update(value=str(Dataset.open(ws, ds_name).export_zip(ws.exports / f"{ds_name}.zip")), visible=True)
 
     export_btn.click(on_export, [name], [export_file])

@@ -9,7 +9,7 @@ from studio.evaluate import evaluate_history, evaluate_run, report_lines
 from studio.models.features import feature_status
 from studio.ui.common import user_errors
 from studio.ui.live import loss_frame
-from studio.workspace import Workspace
+from studio.ui.session import Sessions
 
 GPU = {"concurrency_limit": 1, "concurrency_id": "gpu"}
 
@@ -36,7 +36,7 @@ def report_markdown(report: dict) -> str:
             f"*{report['dataset']}*, features `{report['features']}`, {report['seconds']} s\n\n{body}")
 
 
-def render(ws: Workspace, source: gr.Dropdown, *, dev: bool = False) -> None:
+def render(sessions: Sessions, source: gr.Dropdown, *, dev: bool = False) -> None:
     """Build the panel in the current Blocks context; `source` is the Generate tab's run picker."""
     from studio.train import resolve_device
 
@@ -59,8 +59,8 @@ def render(ws: Workspace, source: gr.Dropdown, *, dev: bool = False) -> None:
                                      height=240, buttons=["fullscreen", "export"], elem_id="evaluate-history-shares")
 
     @user_errors
-    def on_evaluate(src, feats, count, seed_v):
-        report = evaluate_run(ws, _run_name(src), n=int(count), seed=int(seed_v or 0), features=feats,
+    def on_evaluate(src, feats, count, seed_v, request: gr.Request):
+        report = evaluate_run(sessions.workspace(request), _run_name(src), n=int(count), seed=int(seed_v or 0), features=feats,
                               device=resolve_device("auto"))
         pairs = [(item["image"], f"{'copy? ' if item['memorised'] else ''}×{item['ratio']:.2f} of the threshold")
                  for item in report["memorisation"]["gallery"]]
@@ -69,8 +69,8 @@ def render(ws: Workspace, source: gr.Dropdown, *, dev: bool = False) -> None:
     button.click(on_evaluate, [source, features, n, seed], [card, gallery], **GPU)
 
     @user_errors
-    def on_history(src, feats, seed_v):
-        rows = evaluate_history(ws, _run_name(src), n=60, seed=int(seed_v or 0), features=feats, device=resolve_device("auto"))
+    def on_history(src, feats, seed_v, request: gr.Request):
+        rows = evaluate_history(sessions.workspace(request), _run_name(src), n=60, seed=int(seed_v or 0), features=feats, device=resolve_device("auto"))
         return (loss_frame([{"step": r["step"], "kid_x1000": r["kid_x1000"]} for r in rows]),
                 loss_frame([{k: v for k, v in r.items() if k != "kid_x1000"} for r in rows]))
 

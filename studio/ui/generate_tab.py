@@ -14,7 +14,7 @@ from studio.generate import (MAX_FRAMES, MAX_PER_CLASS, SamplerCache, SourceInfo
                              imagenet_classes, interpolate, list_sources, source_info)
 from studio.ui import evaluate_panel
 from studio.ui.common import user_errors
-from studio.workspace import Workspace
+from studio.ui.session import Sessions
 
 BETWEEN = {"Two seeds": "seeds", "Two training images (BSA)": "images"}
 GPU = {"concurrency_limit": 1, "concurrency_id": "gpu"}
@@ -36,19 +36,19 @@ def _describe(info: SourceInfo) -> str:
 class GenerateTab:
     """The tab's handlers; each returns what its outputs show."""
 
-    def __init__(self, ws: Workspace, *, dev: bool = False, cache: SamplerCache | None = None):
-        self.ws, self.dev = ws, dev
-        self.cache = cache or SamplerCache()
+    def __init__(self, sessions: Sessions, *, dev: bool = False, cache: SamplerCache | None = None):
+        self.sessions, self.dev = sessions, dev
+        self.cache = cache or SamplerCache()  # keyed by run folder, so users of a shared studio never share an entry
 
-    def sources(self, current: str | None = None):
-        choices = list_sources(self.ws, dev=self.dev)
+    def sources(self, current: str | None = None, request: gr.Request = None):
+        choices = list_sources(self.sessions.workspace(request), dev=self.dev)
         values = [value for _, value in choices]
         return gr.update(choices=choices, value=current if current in values else (values[0] if values else None))
 
-    def on_source(self, source: str | None):
+    def on_source(self, source: str | None, request: gr.Request = None):
         """Classes, truncation and the sections' class pickers for the chosen source (no weights are loaded)."""
         try:
-            info = source_info(self.ws, source)
+            info = source_info(self.sessions.workspace(request), source)
         except UserError as exc:
             return (str(exc), gr.update(choices=[], value=[]), gr.update(), gr.update(choices=[], value=None),
                     gr.update(choices=[], value=None), gr.update(), "", gr.update(interactive=False))
@@ -63,10 +63,11 @@ class GenerateTab:
                 gr.update(interactive=info.method == "bsa"))
 
     @user_errors
-    def on_generate(self, source, classes, seed, n, truncation):
-        loaded = self.cache.get(self.ws, source)
+    def on_generate(self, source, classes, seed, n, truncation, request: gr.Request = None):
+        ws = self.sessions.workspace(request)
+        loaded = self.cache.get(ws, source)
         seed = _whole(seed, "the seed")
-        result = generate_grid(self.ws, loaded, classes, n=int(n), seed=seed, truncation=float(truncation))
+        result = generate_grid(ws, loaded, classes, n=int(n), seed=seed, truncation=float(truncation))
         gallery = [(to_pil(img), caption) for img, caption in zip(result.images, result.captions)]
         status = (f"{len(result.images)} images from **{loaded.info.tag}**, seed {seed}: one row per class "
                   f"({', '.join(result.classes)}), the same latents in every row.")
@@ -80,20 +81,21 @@ class GenerateTab:
         return gr.update(label="From seed"), gr.update(label="To seed"), gr.update(interactive=True)
 
     @user_errors
-    def on_interpolate(self, source, between, a, b, label, frames, truncation):
+    def on_interpolate(self, source, between, a, b, label, frames, truncation, request: gr.Request = None):
         between = BETWEEN.get(between, between)
         what = "training images" if between == "images" else "seeds"
         a, b = _whole(a, f"the first of the two {what}"), _whole(b, f"the second of the two {what}")
-        loaded = self.cache.get(self.ws, source)
-        result = interpolate(self.ws, loaded, between=between, a=a, b=b, frames=int(frames), label=label,
+        ws = self.sessions.workspace(request)
+        loaded = self.cache.get(ws, source)
+        result = interpolate(ws, loaded, between=between, a=a, b=b, frames=int(frames), label=label,
                              truncation=float(truncation))
         status = f"{len(result.frames)} frames between {what} {a} and {b}, played forward and back."
         return str(result.gif_path), gr.update(value=str(result.gif_path), visible=True), status
 
     @user_errors
-    def on_compare(self, source, imagenet, label, seed, n, truncation):
+    def on_compare(self, source, imagenet, label, seed, n, truncation, request: gr.Request = None):
         seed = _whole(seed, "the seed")
-        loaded = self.cache.get(self.ws, source)
+        loaded = self.cache.get(self.sessions.workspace(request), source)
         base, tuned = compare_with_base(loaded, imagenet_class=imagenet, label=label, n=int(n), seed=seed,
                                         truncation=float(truncation))
         imagenet = imagenet or imagenet_classes()[loaded.info.class_init or 0]
@@ -102,12 +104,12 @@ class GenerateTab:
         return image_grid(base, nrow=len(base)), image_grid(tuned, nrow=len(tuned)), status
 
 
-def render(ws: Workspace, demo: gr.Blocks, *, dev: bool = False) -> None:
-    """Build the tab's components in the current Blocks context and wire their events."""
-    tab = GenerateTab(ws, dev=dev)
+def render(sessions: Sessions, *, dev: bool = False) -> None:
+    """Build the tab's components in the current Blocks context and wire their events (sources are filled on load)."""
+    tab = GenerateTab(sessions, dev=dev)
     imagenet = list(imagenet_classes())
     with gr.Row(equal_height=True):
-        source = gr.Dropdown(list_sources(ws, dev=dev), label="Generate from", scale=4, elem_id="generate-source",
+        source = gr.Dropdown(list_sources(sessions.at_build().ws, dev=dev), label="Generate from", scale=4, elem_id="generate-source",
                              info="A trained run (BSA or cGAN), or the pretrained BigGAN by ImageNet class.")
         refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100, elem_id="generate-refresh")
     source_md = gr.Markdown(elem_id="generate-source-info")
@@ -155,13 +157,13 @@ def render(ws: Workspace, demo: gr.Blocks, *, dev: bool = False) -> None:
             compare_base = gr.Image(label="Base BigGAN", type="pil", interactive=False, height=280, elem_id="generate-compare-base", elem_classes=["pixel-art"])
             compare_tuned = gr.Image(label="Fine-tuned", type="pil", interactive=False, height=280, elem_id="generate-compare-tuned", elem_classes=["pixel-art"])
 
-    evaluate_panel.render(ws, source, dev=dev)
+    evaluate_panel.render(sessions, source, dev=dev)
 
     source_outputs = [source_md, classes, truncation, interp_class, compare_class, compare_imagenet, compare_status,
                       compare_button]
     source.change(tab.on_source, [source], source_outputs)
     refresh.click(tab.sources, [source], [source]).then(tab.on_source, [source], source_outputs)
-    demo.load(tab.sources, [source], [source]).then(tab.on_source, [source], source_outputs)
+    sessions.on_load(tab.sources, [source], [source]).then(tab.on_source, [source], source_outputs)
     button.click(tab.on_generate, [source, classes, seed, n, truncation],
                  [grid, gallery, download_grid, download_zip, status], **GPU)
     between.change(tab.on_between, [between], [a, b, interp_class])

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import gradio as gr
+
 from studio.errors import UserError
 from studio.jobs import JobManager
 from studio.run import RunFolder
 from studio.ui.common import user_errors
+from studio.ui.session import Sessions
 
 PLOT_POINTS = 300  # per curve; enough to read a trend, small enough to redraw every second
 
@@ -52,12 +55,11 @@ class LivePanel:
     """The right-hand side of the Train and Blend tabs: pick a run, Stop / Continue / Delete (asks first),
     and watch it through polling. Built in the current Blocks context; `prefix` names the elem_ids."""
 
-    def __init__(self, jobs: JobManager, *, prefix: str, blends: bool, start_hint: str, preview_label: str,
+    def __init__(self, sessions: Sessions, *, prefix: str, blends: bool, start_hint: str, preview_label: str,
                  plot_title: str, can_continue: bool):
-        import gradio as gr
-
-        self.jobs, self.blends, self.start_hint = jobs, blends, start_hint
-        self.picked = gr.Dropdown(run_choices(jobs, blends=blends), value=None, label="Watch", elem_id=f"{prefix}-run",
+        self.sessions, self.blends, self.start_hint = sessions, blends, start_hint
+        built = run_choices(sessions.at_build(), blends=blends)
+        self.picked = gr.Dropdown(built, value=None, label="Watch", elem_id=f"{prefix}-run",
                                   info="Every one in the workspace with its true state; the one running now is picked on load.")
         with gr.Row():
             self.stop_btn = gr.Button("Stop (saves what it has)", variant="stop", interactive=False, elem_id=f"{prefix}-stop")
@@ -76,51 +78,53 @@ class LivePanel:
         plot = gr.LinePlot(x="step", y="value", color="term", title=plot_title, height=260, buttons=["fullscreen", "export"],
                            elem_id=f"{prefix}-plot")
         log = gr.Textbox(label="Log", lines=6, max_lines=12, autoscroll=True, elem_id=f"{prefix}-log")
-        signature, shown = gr.State(None), gr.State(run_choices(jobs, blends=blends))
+        signature, shown = gr.State(None), gr.State(built)
         self.outputs = [status, self.stop_btn, self.resume_btn, delete_btn, preview, history, plot, log, signature]
 
-        def on_tick(name, last_signature, shown_choices):
+        def on_tick(name, last_signature, shown_choices, request: gr.Request):
+            if not sessions.ready(request):  # the page's first tick can come before its load bound it
+                return [gr.update() for _ in range(2 + len(self.outputs))]
+            jobs = sessions.jobs(request)
             choices = run_choices(jobs, blends=blends)
             picker = gr.update(choices=choices) if choices != shown_choices else gr.update()
-            return [picker, choices, *self.refresh(name, last_signature)]
+            return [picker, choices, *self.refresh(jobs, name, last_signature)]
+
+        def on_pick(name, request: gr.Request):
+            return self.refresh(sessions.jobs(request), name)
+
+        def on_stop(name, request: gr.Request):
+            if not name:
+                raise UserError("Pick one to stop.")
+            jobs = sessions.jobs(request)
+            jobs.stop(name)
+            return self.refresh(jobs, name)
+
+        def on_delete(name, request: gr.Request):
+            jobs = sessions.jobs(request)
+            jobs.delete(name)
+            return gr.update(visible=False), self.select(jobs, None), *self.refresh(jobs, None)
 
         gr.Timer(1.0).tick(on_tick, [self.picked, signature, shown], [self.picked, shown, *self.outputs],
                            show_progress="hidden", concurrency_limit=None)  # cheap folder reads: never wait for the GPU
-        self.picked.change(self.refresh, [self.picked], self.outputs, show_progress="hidden")
-        self.stop_btn.click(user_errors(self._stop), [self.picked], self.outputs)
+        self.picked.change(user_errors(on_pick), [self.picked], self.outputs, show_progress="hidden")
+        self.stop_btn.click(user_errors(on_stop), [self.picked], self.outputs)
         delete_btn.click(lambda name: (gr.update(visible=bool(name)), f"Delete **{name}** with everything it made? "
                                        "This cannot be undone."), [self.picked], [confirm_row, confirm_md])
         cancel_btn.click(lambda: gr.update(visible=False), None, [confirm_row])
-        confirm_btn.click(user_errors(self._delete), [self.picked], [confirm_row, self.picked, *self.outputs])
+        confirm_btn.click(user_errors(on_delete), [self.picked], [confirm_row, self.picked, *self.outputs])
 
-    def refresh(self, name: str | None, last_signature=None) -> list:
+    def refresh(self, jobs: JobManager, name: str | None, last_signature=None) -> list:
         """Updates for `outputs`; images and curves are only sent when the run folder changed."""
-        import gradio as gr
-
-        v = live_view(self.jobs, name, start_hint=self.start_hint)
+        v = live_view(jobs, name, start_hint=self.start_hint)
         media = [gr.update() for _ in range(3)] if v["signature"] == last_signature else [v["preview"], v["history"], v["plot"]]
         return [v["status"], gr.update(interactive=v["stop"]), gr.update(interactive=v["resume"]),
                 gr.update(interactive=v["delete"]), *media, v["log"], v["signature"]]
 
-    def select(self, name: str | None):
+    def select(self, jobs: JobManager, name: str | None):
         """An update for the picker that shows `name` (after a start or a delete)."""
-        import gradio as gr
+        return gr.update(choices=run_choices(jobs, blends=self.blends), value=name)
 
-        return gr.update(choices=run_choices(self.jobs, blends=self.blends), value=name)
-
-    def current(self) -> str | None:
+    def current(self, jobs: JobManager) -> str | None:
         """What to watch on page load: the job running now, else the newest."""
-        views = [v for v in self.jobs.runs() if (v.method == "blend") == self.blends]
+        views = [v for v in jobs.runs() if (v.method == "blend") == self.blends]
         return next((v.run for v in views if v.live), views[0].run if views else None)
-
-    def _stop(self, name):
-        if not name:
-            raise UserError("Pick one to stop.")
-        self.jobs.stop(name)
-        return self.refresh(name)
-
-    def _delete(self, name):
-        import gradio as gr
-
-        self.jobs.delete(name)
-        return gr.update(visible=False), self.select(None), *self.refresh(None)

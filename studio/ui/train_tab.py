@@ -22,6 +22,7 @@ from studio.models.biggan import BIGGAN_NAMES, resolve_biggan
 from studio.train import LoopConfig
 from studio.ui.common import user_errors
 from studio.ui.live import LivePanel
+from studio.ui.session import Sessions
 from studio.workspace import Workspace, free_name, write_json_atomic
 
 FORM_STORAGE_KEY = "artgan-studio-train-form"
@@ -53,6 +54,7 @@ def preset_values(method: str, preset: str | None) -> dict[str, Any]:
 
 
 def default_form(ws: Workspace) -> dict[str, Any]:
+    """The form a first visit shows: the demo cGAN on the demo dataset, if `ws` has one."""
     datasets = [d["dataset"] for d in list_datasets(ws)]
     dataset = "demo" if "demo" in datasets else (datasets[0] if datasets else None)
     return {**preset_values("bsa", "symbolic-seed"), **preset_values("cgan", FIRST_RUN_PRESET),
@@ -118,15 +120,16 @@ def browser_state() -> gr.BrowserState:
     return gr.BrowserState({}, storage_key=FORM_STORAGE_KEY)
 
 
-def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, form_state: gr.BrowserState, *, dev: bool = False) -> None:
-    """Build the tab in the current Blocks context and wire its events."""
-    start = default_form(ws)
+def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False) -> None:
+    """Build the tab in the current Blocks context and wire its events (a page fills in its workspace's values on load)."""
+    built = sessions.at_build()
+    start = default_form(built.ws)
     with gr.Row():
         with gr.Column(scale=2):
             gr.Markdown("### New training run")
             run_name = gr.Textbox(label="Run name", placeholder="empty: <dataset>-<method>", elem_id="train-run-name",
                                   info="A folder under runs/; letters, digits, '.', '_' and '-'.")
-            dataset = gr.Dropdown([d["dataset"] for d in list_datasets(ws)], value=start["dataset"], label="Dataset",
+            dataset = gr.Dropdown([d["dataset"] for d in list_datasets(built.ws)], value=start["dataset"], label="Dataset",
                                   elem_id="train-dataset")
             method = gr.Radio(METHOD_CHOICES, value=start["method"], label="Method", elem_id="train-method")
             preset = gr.Dropdown(_preset_choices(start["method"]), value=start["preset"], label="Preset",
@@ -160,7 +163,7 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, form_state: gr.Brow
                 with gr.Row():
                     g_ch = gr.Number(start["g_ch"], label="Generator width", precision=0, minimum=4)
                     d_ch = gr.Number(start["d_ch"], label="Discriminator width", precision=0, minimum=4)
-                    transfer_from = gr.Dropdown(["", *_cgan_runs(jobs)], value="", label="Transfer from run",
+                    transfer_from = gr.Dropdown(["", *_cgan_runs(built)], value="", label="Transfer from run",
                                                 info="start from an earlier cGAN run's generator (same resolution and widths)")
             with gr.Row():
                 iters = gr.Number(start["iters"], label="Steps", precision=0, minimum=1, elem_id="train-iters")
@@ -177,7 +180,7 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, form_state: gr.Brow
                 preset_file = gr.File(label="Settings file", visible=False, interactive=False, elem_id="train-preset-file")
         with gr.Column(scale=3):
             gr.Markdown("### Runs")
-            panel = LivePanel(jobs, prefix="train", blends=False, start_hint="press **Start training**",
+            panel = LivePanel(sessions, prefix="train", blends=False, start_hint="press **Start training**",
                               preview_label="Latest preview (fixed seed)", plot_title="Losses", can_continue=True)
 
     form_components = {"run": run_name, "dataset": dataset, "method": method, "preset": preset, "model": model,
@@ -206,24 +209,29 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, form_state: gr.Brow
     preset.input(on_preset, [method, preset], inputs)
 
     @user_errors
-    def on_start(*values):
-        request = form_request(_form(*values), [v.run for v in jobs.runs()])
-        jobs.submit(request)
-        return panel.select(request.run), *panel.refresh(request.run)
+    def on_start(request: gr.Request, *values):
+        jobs = sessions.jobs(request)
+        job = form_request(_form(*values), [v.run for v in jobs.runs()])
+        jobs.submit(job)
+        return panel.select(jobs, job.run), *panel.refresh(jobs, job.run)
 
     start_btn.click(on_start, inputs, [panel.picked, *panel.outputs])
 
     @user_errors
-    def on_resume(name, steps, device_v):
+    def on_resume(name, steps, device_v, request: gr.Request):
         if not name:
             raise UserError("Pick a run to continue.")
+        jobs = sessions.jobs(request)
         view = jobs.view(name)
         jobs.resume(name, iters=int(steps) if steps and int(steps) > view.step else None, device=device_v)
-        return panel.refresh(name)
+        return panel.refresh(jobs, name)
 
     panel.resume_btn.click(on_resume, [panel.picked, iters, device], panel.outputs)
 
-    save_btn.click(lambda *v: gr.update(value=str(save_settings(ws, _form(*v))), visible=True), inputs, [preset_file])
+    def on_save(request: gr.Request, *values):
+        return gr.update(value=str(save_settings(sessions.workspace(request), _form(*values))), visible=True)
+
+    save_btn.click(user_errors(on_save), inputs, [preset_file])
 
     @user_errors
     def on_load(file):
@@ -235,7 +243,8 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, form_state: gr.Brow
     # Form values live in the browser, so a reload (or a restarted app) brings them back.
     gr.on([c.change for c in inputs], lambda *v: _form(*v), inputs, [form_state], show_progress="hidden")
 
-    def on_load_page(saved: dict | None):
+    def on_load_page(saved: dict | None, request: gr.Request):
+        ws, jobs = sessions.workspace(request), sessions.jobs(request)
         datasets = [d["dataset"] for d in list_datasets(ws)]
         values = {**default_form(ws), **{k: v for k, v in (saved or {}).items() if k in FORM_KEYS}}
         if values.get("dataset") not in datasets:
@@ -246,10 +255,14 @@ def render(ws: Workspace, demo: gr.Blocks, jobs: JobManager, form_state: gr.Brow
         updates[FORM_KEYS.index("transfer_from")] = gr.update(choices=["", *_cgan_runs(jobs)], value=values.get("transfer_from") or "")
         updates[FORM_KEYS.index("preset")] = gr.update(choices=_preset_choices(values["method"]), value=values.get("preset"))
         return (*updates, gr.update(visible=values["method"] == "bsa"), gr.update(visible=values["method"] == "cgan"),
-                panel.select(panel.current()))  # reattach to the job training now
+                panel.select(jobs, panel.current(jobs)))  # reattach to the job training now
 
-    demo.load(on_load_page, [form_state], [*inputs, bsa_group, cgan_group, panel.picked])
-    dataset.focus(lambda: gr.update(choices=[d["dataset"] for d in list_datasets(ws)]), None, [dataset])
+    sessions.on_load(on_load_page, [form_state], [*inputs, bsa_group, cgan_group, panel.picked])
+
+    def on_dataset_focus(request: gr.Request):
+        return gr.update(choices=[d["dataset"] for d in list_datasets(sessions.workspace(request))])
+
+    dataset.focus(on_dataset_focus, None, [dataset])
 
 
 def _preset_choices(method: str) -> list[tuple[str, str]]:
