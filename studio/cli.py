@@ -260,16 +260,10 @@ def _add_blend_command(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_blend(args: argparse.Namespace, ws: Workspace) -> int:
-    import shutil
     import signal
 
-    from studio.guide import GuideConfig, blend_name, run_blend
+    from studio.guide import blend_from_options, blend_name
 
-    out = Path(args.out)
-    if out.suffix.lower() != ".png":
-        raise UserError(f"--out must be a .png file, not {args.out!r}.")
-    cfg = GuideConfig(prompt=args.prompt, negative=args.negative, steps=args.steps, cutouts=args.cutouts, lr=args.lr,
-                      mix=args.mix, seed=args.seed)
     name = args.run or blend_name(args.prompt, lambda n: ws.run_dir(n).exists())
     stop_requests = []
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -279,11 +273,9 @@ def cmd_blend(args: argparse.Namespace, ws: Workspace) -> int:
         if not args.json and (step % 10 == 0 or step == total):
             print(f"step {step}/{total}  score {losses['score']:.4f}", file=sys.stderr)
 
-    report = run_blend(ws, run_name=name, a=args.a, b=args.b, cfg=cfg, clip=args.clip, device=args.device,
-                       compare=args.compare, should_stop=lambda: bool(stop_requests), on_progress=on_progress)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(report["image"], out)
-    report["image"] = str(out)
+    report = blend_from_options(ws, name, vars(args), device=args.device, should_stop=lambda: bool(stop_requests),
+                                on_progress=on_progress)
+    out = Path(report["image"])
     if args.json:
         print(json.dumps(report, indent=1))
     else:
@@ -303,24 +295,14 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
     from tqdm import tqdm
 
     from studio.methods import method_module
-    from studio.train import LoopConfig, run_training
+    from studio.train import LoopConfig, run_training, training_configs
 
     module = method_module(args.method)
-    preset = module.PRESETS.get(args.preset, {})
-    loop_fields = {f.name for f in dataclasses.fields(LoopConfig)}
-    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(module.CONFIG) if getattr(args, f.name) is not None}
-    loop_given = {k: getattr(args, k) for k in loop_fields if getattr(args, k, None) is not None}
-    if args.resume:
-        if given:
-            raise UserError(f"A resumed run keeps its hyperparameters; only --iters, --sample-every, --checkpoint-every "
-                            f"and --device can change (remove --{next(iter(given)).replace('_', '-')}).")
-        saved_loop = RunFolder(ws.run_dir(args.run)).read_config()["loop"]
-        loop, cfg = LoopConfig(**{**saved_loop, **loop_given}), None
-    else:
-        if not args.dataset:
-            raise UserError("Say which dataset to train on with --dataset NAME.")
-        loop = LoopConfig(**{**module.DEFAULT_LOOP, **{k: v for k, v in preset.items() if k in loop_fields}, **loop_given})
-        cfg = module.CONFIG(**{**{k: v for k, v in preset.items() if k not in loop_fields}, **given})
+    if not args.resume and not args.dataset:
+        raise UserError("Say which dataset to train on with --dataset NAME.")
+    cfg, loop = training_configs(ws, args.method, args.run, resume_run=args.resume, preset=args.preset,
+                                 config={f.name: getattr(args, f.name) for f in dataclasses.fields(module.CONFIG)},
+                                 loop={f.name: getattr(args, f.name, None) for f in dataclasses.fields(LoopConfig)})
 
     stop_requests = []
 

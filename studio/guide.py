@@ -389,6 +389,32 @@ def run_blend(ws, *, run_name: str, a: str, b: str | None, cfg: GuideConfig, cli
     return report
 
 
+GUIDE_OPTIONS = ("prompt", "negative", "steps", "cutouts", "lr", "mix", "seed")  # GuideConfig fields a blend request sets
+
+
+def blend_from_options(ws, run_name: str, options: dict[str, Any], *, device: str = "auto", should_stop=lambda: False,
+                       on_progress=None) -> dict[str, Any]:
+    """run_blend from flat options — the CLI's flags or a blend job's config: a, b, clip, compare, out and GUIDE_OPTIONS.
+
+    With `out` (a .png path) the final image is copied there too, and the report's image names that copy.
+    """
+    import shutil
+    from pathlib import Path
+
+    out = Path(options["out"]) if options.get("out") else None
+    if out is not None and out.suffix.lower() != ".png":
+        raise UserError(f"--out must be a .png file, not {str(out)!r}.")
+    cfg = GuideConfig(**{k: options[k] for k in GUIDE_OPTIONS if options.get(k) is not None})
+    report = run_blend(ws, run_name=run_name, a=options.get("a"), b=options.get("b") or None, cfg=cfg,
+                       clip=options.get("clip") or "ViT-B-32", device=device, compare=bool(options.get("compare")),
+                       should_stop=should_stop, on_progress=on_progress)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(report["image"], out)
+        report["image"] = str(out)
+    return report
+
+
 def run_mix_layers(ws, name: str) -> list[str]:
     """The layers a blend of BSA run `name` with another can mix, read from its checkpoint (no model loaded)."""
     from studio.run import RunFolder

@@ -45,8 +45,11 @@ class Checkpoint:
 class RunFolder:
     """Reads and writes one run's folder; every write is atomic so a watcher never sees half a file."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, pid: int | None = None):
         self.path = Path(path)
+        # The process that owns the run, written into status.json; not always this one: a ZeroGPU worker
+        # trains a chunk for the app's process, which goes on owning the run between chunks.
+        self.pid = pid
 
     @property
     def name(self) -> str:
@@ -80,7 +83,7 @@ class RunFolder:
 
     def write_status(self, state: str, **fields: Any) -> dict:
         assert state in STATES, state
-        status = {**self.read_status(), **fields, "state": state, "updated": time.time(), "pid": os.getpid()}
+        status = {**self.read_status(), **fields, "state": state, "updated": time.time(), "pid": self.pid or os.getpid()}
         write_json_atomic(self.path / "status.json", status)
         return status
 

@@ -7,7 +7,7 @@ around it and writes the run folder (studio/run.py) that the CLI, the UI and tes
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Protocol
 
 import torch
@@ -48,10 +48,10 @@ def save_preview(run: RunFolder, method: TrainingMethod, step: int) -> None:
     image_grid(images, nrow=nrow).save(run.sample_path(step))
 
 
-def save_checkpoint(run: RunFolder, method: TrainingMethod, step: int) -> None:
+def save_checkpoint(run: RunFolder, method: TrainingMethod, step: int, *, snapshot: bool = True) -> None:
     meta = {**method.checkpoint_meta(), "step": step}
     run.save_checkpoint(method.state_tensors(), meta)
-    if hasattr(method, "sampler_tensors"):  # small: lets evaluation look back at every checkpoint step
+    if snapshot and hasattr(method, "sampler_tensors"):  # small: lets evaluation look back at every checkpoint step
         run.save_snapshot(step, method.sampler_tensors(), meta)
 
 
@@ -67,16 +67,28 @@ def resume(run: RunFolder, method: TrainingMethod) -> int:
 
 
 def train(run: RunFolder, method: TrainingMethod, loop: LoopConfig, *, start_step: int = 0,
-          should_stop: Callable[[], bool] = lambda: False, on_progress: ProgressFn | None = None) -> str:
-    """Run steps start_step..loop.iters; returns the final state (finished, stopped or failed)."""
+          should_stop: Callable[[], bool] = lambda: False, on_progress: ProgressFn | None = None,
+          max_steps: int | None = None, deadline: float | None = None) -> str:
+    """Run steps start_step..loop.iters; returns the state it leaves in status.json: finished, stopped or failed.
+
+    With max_steps or deadline, this call trains one chunk of the run (ZeroGPU: one GPU call, see studio/zerogpu.py)
+    and may end first: after max_steps steps, or once time.monotonic() passes `deadline` (after at least one step).
+    Then it saves a checkpoint as a stop does, but the run is not over: status.json stays "running" with
+    `between_chunks: true`, and it returns "running"; the next chunk resumes from the checkpoint exactly.
+    """
     started = time.time()
-    run.write_status("running", step=start_step, total=loop.iters, started=started, error=None, loop=asdict(loop))
-    run.log(f"training from step {start_step} to {loop.iters}")
+    end = loop.iters if max_steps is None else min(loop.iters, start_step + max_steps)
+    run.write_status("running", step=start_step, total=loop.iters, started=started, error=None, loop=asdict(loop),
+                     between_chunks=False)
+    run.log(f"training from step {start_step} to {loop.iters}" + (f" (this chunk: to step {end})" if end < loop.iters else ""))
     if start_step == 0 and not run.sample_path(0).exists():
         save_preview(run, method, 0)
-    step, last_status, rate = start_step, 0.0, None
+    step, last_status, rate, saved, chunk_over = start_step, 0.0, None, None, False
     try:
         while step < loop.iters and not should_stop():
+            if step >= end or (deadline is not None and step > start_step and time.monotonic() > deadline):
+                chunk_over = True
+                break
             t = time.perf_counter()
             losses = method.train_step(step)
             step += 1
@@ -91,6 +103,7 @@ def train(run: RunFolder, method: TrainingMethod, loop: LoopConfig, *, start_ste
                 save_preview(run, method, step)
             if step % loop.checkpoint_every == 0 and step < loop.iters:
                 save_checkpoint(run, method, step)
+                saved = step
             if time.time() - last_status > STATUS_EVERY_S:
                 last_status = time.time()
                 run.write_status("running", step=step, it_per_s=round(rate, 3), eta_s=round((loop.iters - step) / rate, 1))
@@ -107,12 +120,21 @@ def train(run: RunFolder, method: TrainingMethod, loop: LoopConfig, *, start_ste
         run.log(f"failed at step {step}: {error}")
         run.write_status("failed", step=step, error=error)
         raise
-    state = "finished" if step >= loop.iters else "stopped"
+    state = "finished" if step >= loop.iters else "running" if chunk_over else "stopped"
+    speed = {"it_per_s": round(rate or 0.0, 3)}
+    if state == "running":
+        if saved != step:  # no snapshot: a chunk's end is where the host cut, not a step anyone chose to keep
+            save_checkpoint(run, method, step, snapshot=False)
+        run.log(f"end of this chunk at step {step}; the next one resumes from its checkpoint")
+        run.write_status("running", step=step, between_chunks=True, **speed,
+                         eta_s=round((loop.iters - step) / rate, 1) if rate else None)
+        return state
     if state == "stopped" and not run.sample_path(step).exists():
         save_preview(run, method, step)  # the user stopped to look: show where it got to
-    save_checkpoint(run, method, step)
+    if saved != step:
+        save_checkpoint(run, method, step)
     run.log(f"{state} at step {step}")
-    run.write_status(state, step=step, it_per_s=round(rate or 0.0, 3), eta_s=0 if state == "finished" else None)
+    run.write_status(state, step=step, **speed, eta_s=0 if state == "finished" else None)
     return state
 
 
@@ -126,15 +148,46 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def training_configs(ws: Workspace, method: str, run_name: str, *, resume_run: bool = False, preset: str | None = None,
+                     config: dict[str, Any] | None = None, loop: dict[str, Any] | None = None) -> tuple[Any | None, LoopConfig]:
+    """The method config and loop a train command asks for (the CLI's flags, or a job's request; None = not given).
+
+    A new run: given values over the preset over the method's defaults. A resume keeps its hyperparameters (the
+    config is then None: run_training reads it from the run) and its saved loop, with given loop values on top.
+    """
+    from studio.methods import method_module
+
+    module = method_module(method)
+    loop_fields = {f.name for f in fields(LoopConfig)}
+    given = {k: v for k, v in (config or {}).items() if v is not None}
+    loop_given = {k: v for k, v in (loop or {}).items() if v is not None}
+    if resume_run:
+        if given:
+            raise UserError(f"A resumed run keeps its hyperparameters; only --iters, --sample-every, --checkpoint-every "
+                            f"and --device can change (remove --{next(iter(given)).replace('_', '-')}).")
+        saved_loop = RunFolder(ws.run_dir(run_name)).read_config()["loop"]
+        return None, LoopConfig(**{**saved_loop, **loop_given})
+    chosen = module.PRESETS.get(preset, {}) if preset else {}
+    loop_config = LoopConfig(**{**module.DEFAULT_LOOP, **{k: v for k, v in chosen.items() if k in loop_fields}, **loop_given})
+    return module.CONFIG(**{**{k: v for k, v in chosen.items() if k not in loop_fields}, **given}), loop_config
+
+
 def run_training(ws: Workspace, *, method: str, run_name: str, dataset: str | None, cfg: Any | None, loop: LoopConfig,
                  device: str = "auto", resume_run: bool = False, should_stop: Callable[[], bool] = lambda: False,
-                 on_progress: ProgressFn | None = None, on_start: Callable[[int], None] | None = None) -> str:
-    """Start a new run (or resume one) of `method` on a dataset; the same path for the CLI, the UI's jobs and tests."""
+                 on_progress: ProgressFn | None = None, on_start: Callable[[int], None] | None = None,
+                 max_steps: int | None = None, deadline: float | None = None, owner_pid: int | None = None,
+                 continuing: bool = False) -> str:
+    """Start a new run (or resume one) of `method` on a dataset; the same path for the CLI, the UI's jobs and tests.
+
+    max_steps / deadline make this call one chunk of the run (see train()); owner_pid is the process recorded
+    in status.json as the run's owner when it is not this one; `continuing` marks a later chunk of one job, where a
+    stop asked since the job began must still end it (a fresh start clears an old STOP file instead).
+    """
     from studio.data.dataset import Dataset
     from studio.methods import method_module
 
     module = method_module(method)
-    run = RunFolder(ws.run_dir(run_name))
+    run = RunFolder(ws.run_dir(run_name), pid=owner_pid)
     if resume_run:
         saved = run.read_config()
         if saved["method"] != method:
@@ -156,10 +209,10 @@ def run_training(ws: Workspace, *, method: str, run_name: str, dataset: str | No
     trainer = module.build_trainer(cfg, ds, device=dev, ws=ws, meta={"run": run_name, "dataset": ds.name,
                                                                      "dataset_fingerprint": ds.fingerprint()})
     run.write_config(config)
-    if run.stop_file.exists():
+    if run.stop_file.exists() and not continuing:
         run.stop_file.unlink()  # a stop asked of an earlier process must not end this one
     start = resume(run, trainer) if resume_run else 0
     if on_start:
         on_start(start)
-    return train(run, trainer, loop, start_step=start, on_progress=on_progress,
-                 should_stop=lambda: should_stop() or run.stop_file.exists())
+    return train(run, trainer, loop, start_step=start, on_progress=on_progress, max_steps=max_steps,
+                 deadline=deadline, should_stop=lambda: should_stop() or run.stop_file.exists())
