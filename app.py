@@ -14,33 +14,39 @@ def main() -> None:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"), help="0.0.0.0 to serve on your network")
     parser.add_argument("--workspace", help="folder for datasets/, runs/, exports/ (default: $STUDIO_WORKSPACE or ./workspace)")
     parser.add_argument("--share", action="store_true", help="create a public gradio.live link")
-    parser.add_argument("--multi-user", action=argparse.BooleanOptionalAction, default=_shared_by_default(),
-                        help="every browser (or logged-in user) gets a workspace of its own, one job queue for all; "
-                             "on by default on a Hugging Face Space ($SPACE_ID) unless STUDIO_MULTI_USER=0")
+    parser.add_argument("--multi-user", action=argparse.BooleanOptionalAction, default=None,
+                        help="every browser (or logged-in user) gets a workspace of its own, one job queue for all "
+                             "(default: on on a Hugging Face Space, else off; STUDIO_MULTI_USER=1/0 overrides)")
     parser.add_argument("--dev", action="store_true", help="developer mode: offer the tiny random models used by the tests")
     args = parser.parse_args()
 
+    from studio import zerogpu  # first: on ZeroGPU its @spaces.GPU functions must exist before CUDA or the app starts
     from studio.data.dataset import create_demo_dataset, list_datasets  # torch and gradio import slowly: keep --help instant
     from studio.jobs import JobManager
     from studio.ui.app import build_app, launch
     from studio.workspace import Workspace
+
+    env = zerogpu.detect()
+    multi_user = args.multi_user if args.multi_user is not None else _setting("STUDIO_MULTI_USER", env.on_space)
 
     def first_visit(ws: Workspace) -> None:  # something to train on at once, offline
         print(f"New workspace {ws.root}: creating the demo dataset (120 generated paintings in 3 classes)…", flush=True)
         create_demo_dataset(ws, "demo")
 
     ws = Workspace.resolve(args.workspace)
-    if args.multi_user:
-        jobs = JobManager(ws, workspaces=ws.users, max_live=1)  # one GPU, shared fairly: one job per person at a time
+    if env.zero_gpu:
+        print("ZeroGPU: jobs train in this process, one GPU call per chunk with a checkpoint between chunks.", flush=True)
+    if multi_user:  # one GPU, shared fairly: one job per person at a time
+        jobs = JobManager(ws, workspaces=ws.users, max_live=1, in_process=env.zero_gpu)
         print(f"Multi-user: each browser works in its own folder under {ws.root / 'users'}.", flush=True)
     else:
         if not list_datasets(ws):
             first_visit(ws)
-        jobs = JobManager(ws)
+        jobs = JobManager(ws, in_process=env.zero_gpu)
     signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     try:
-        demo = build_app(ws, jobs, dev=args.dev, multi_user=args.multi_user, on_new_workspace=first_visit)
-        launch(demo, ws, host=args.host, port=args.port, share=args.share, multi_user=args.multi_user)
+        demo = build_app(ws, jobs, dev=args.dev, multi_user=multi_user, on_new_workspace=first_visit)
+        launch(demo, ws, host=args.host, port=args.port, share=args.share, multi_user=multi_user)
     finally:
         stopped = jobs.stop_all()
         jobs.close()
@@ -48,9 +54,9 @@ def main() -> None:
             print(f"Stopping {', '.join(stopped)}: each saves a checkpoint; Continue resumes it next time.", flush=True)
 
 
-def _shared_by_default() -> bool:
-    setting = os.environ.get("STUDIO_MULTI_USER")
-    return setting.lower() not in ("0", "false", "no", "") if setting is not None else bool(os.environ.get("SPACE_ID"))
+def _setting(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() not in ("0", "false", "no", "off", "")
 
 
 def _terminate_like_ctrl_c(signum, frame) -> None:

@@ -145,8 +145,43 @@ def _pid_alive(pid: int | None) -> bool:
             text = cmdline.read_bytes()
         except OSError:
             return False
-        return b"studio" in text and b"train" in text
+        return b"studio" in text and (b"train" in text or b"blend" in text)
     return True
+
+
+class InProcessJob:
+    """A job this process runs on a thread, for ZeroGPU: CUDA exists there only inside `@spaces.GPU` calls of the
+    app's own process, so training goes one GPU call per chunk (studio/zerogpu.py). Answers as a Popen would."""
+
+    def __init__(self, ws: Workspace, request: JobRequest):
+        self.pid, self.returncode = os.getpid(), None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ws, request), name=f"job-{request.run}", daemon=True)
+        self._thread.start()
+
+    def _run(self, ws: Workspace, request: JobRequest) -> None:
+        from studio import zerogpu
+
+        try:
+            if request.method == "blend":
+                zerogpu.run_blend_job(ws, asdict(request), should_stop=self._stop.is_set)
+            else:
+                zerogpu.run_in_chunks(ws, asdict(request), chunk_steps=zerogpu.CHUNK_STEPS, should_stop=self._stop.is_set)
+            self.returncode = 0
+        except Exception as exc:  # what the chunk runner did not turn into a sentence: the log says it as the CLI would
+            with (ws.run_dir(request.run) / "process.log").open("a") as log:
+                log.write(f"error: {type(exc).__name__}: {exc}\n")
+            self.returncode = 1
+
+    def poll(self) -> int | None:
+        return None if self._thread.is_alive() else self.returncode
+
+    def terminate(self) -> None:
+        self._stop.set()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        self._thread.join(timeout)
+        return self.poll()
 
 
 @dataclass
@@ -156,8 +191,9 @@ class _Slot:
     workspaces: Callable[[], list[Workspace]]  # where to look for runs
     stall_after_s: float
     max_live: int | None                       # queued + started jobs one workspace may have (None: no bound)
+    in_process: bool                           # jobs run on threads of this process (ZeroGPU), not as processes
     lock: threading.RLock = field(default_factory=threading.RLock)
-    procs: dict[Path, subprocess.Popen] = field(default_factory=dict)  # by run folder
+    procs: dict[Path, subprocess.Popen | InProcessJob] = field(default_factory=dict)  # by run folder
     queue: list[Path] = field(default_factory=list)                    # run folders waiting, in order
     closed: threading.Event = field(default_factory=threading.Event)
 
@@ -172,9 +208,10 @@ class JobManager:
     """
 
     def __init__(self, ws: Workspace, *, background: bool = True, poll_s: float = 1.0, stall_after_s: float = STALL_AFTER_S,
-                 workspaces: Callable[[], list[Workspace]] | None = None, max_live: int | None = None):
+                 workspaces: Callable[[], list[Workspace]] | None = None, max_live: int | None = None,
+                 in_process: bool = False):
         self.ws = ws
-        self._slot = _Slot(workspaces or (lambda: [ws]), stall_after_s, max_live)
+        self._slot = _Slot(workspaces or (lambda: [ws]), stall_after_s, max_live, in_process)
         # Queued jobs survive an app restart: restore them in the order they were queued.
         waiting = [(m._job(name).get("queued_at", 0), m.ws.run_dir(name)) for m in self._managers() for name in m.names()
                    if RunFolder(m.ws.run_dir(name)).read_status().get("state") == "queued"
@@ -259,9 +296,12 @@ class JobManager:
                 job = self._job(name)
                 write_json_atomic(run.path / "job.json", {**job, "stop_requested": time.time()})
                 run.stop_file.touch()
+                proc = self._slot.procs.get(run.path)
                 pid = run.read_status().get("pid") if view.state == "running" else job.get("pid")
-                if _pid_alive(pid):
-                    os.kill(pid, signal.SIGTERM)  # the CLI's handler turns it into "stop after this step"
+                if proc is not None and proc.poll() is None:
+                    proc.terminate()  # the CLI's SIGTERM handler (or the in-process job) stops after this step
+                elif _pid_alive(pid) and pid != os.getpid():  # a job this app reattached to after a restart
+                    os.kill(pid, signal.SIGTERM)
             return self.view(name)
 
     def delete(self, name: str) -> None:
@@ -284,8 +324,13 @@ class JobManager:
                 manager.stop(name)
             return [name for _, name in started]
 
-    def close(self) -> None:
+    def close(self, timeout: float = 60.0) -> None:
+        """End the background round; in-process jobs (asked to stop by stop_all) get `timeout` s to save a checkpoint."""
         self._slot.closed.set()
+        deadline = time.time() + timeout
+        for proc in list(self._slot.procs.values()):
+            if isinstance(proc, InProcessJob):
+                proc.wait(max(0.0, deadline - time.time()))
 
     def runs(self) -> list[JobView]:
         """Every run in the workspace, newest first."""
@@ -320,7 +365,7 @@ class JobManager:
                 view.state, view.error = "failed", self._death_sentence(run, f"at step {view.step}")
             elif job.get("stop_requested", 0) > job.get("launched", 0):
                 view.state = "stopping"
-            else:
+            elif not status.get("between_chunks"):  # waiting for a GPU call is not a stall
                 quiet = time.time() - status.get("updated", time.time())
                 if quiet > max(self._slot.stall_after_s, 10 / (view.it_per_s or 1.0)):
                     view.stalled_s = quiet
@@ -376,10 +421,13 @@ class JobManager:
         request = JobRequest(**{k: v for k, v in job.items() if k in JobRequest.__dataclass_fields__})
         shown = " ".join(request.command()).replace(str(self.ws.root), "$WORKSPACE")  # a shared studio's folders stay private
         run.log(f"job started: python -m studio {shown}")
-        env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
-        with (run.path / "process.log").open("ab") as out:
-            proc = subprocess.Popen(request.argv(self.ws), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True)  # survives an app restart
+        if self._slot.in_process:
+            proc: subprocess.Popen | InProcessJob = InProcessJob(self.ws, request)
+        else:
+            env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
+            with (run.path / "process.log").open("ab") as out:
+                proc = subprocess.Popen(request.argv(self.ws), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT, start_new_session=True)  # survives an app restart
         self._slot.procs[run.path] = proc
         write_json_atomic(run.path / "job.json", {**job, "pid": proc.pid, "launched": time.time()})
 
@@ -409,7 +457,7 @@ class JobManager:
 
     def _alive(self, name: str, pid: int | None) -> bool:
         proc = self._slot.procs.get(self.ws.run_dir(name))
-        if proc is not None and proc.pid == pid:
+        if proc is not None and (proc.pid == pid or isinstance(proc, InProcessJob)):  # a GPU worker may write the pid
             return proc.poll() is None
         return _pid_alive(pid)
 

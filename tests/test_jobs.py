@@ -142,3 +142,27 @@ def test_cancelling_a_queued_new_run_leaves_nothing(ws):
     jobs.stop("first")
     _wait(jobs, "first", lambda v: v.state == "stopped")
     assert not any("failed" in line for line in RunFolder(ws.run_dir("first")).log_tail(50))
+
+
+def test_in_process_jobs_train_in_chunks_queue_stop_and_continue(ws, monkeypatch):
+    """ZeroGPU's way: the app's own process trains, one (GPU) call per chunk; the queue, Stop and Continue still hold."""
+    import studio.zerogpu as zerogpu
+
+    monkeypatch.setattr(zerogpu, "CHUNK_STEPS", 3)
+    jobs = JobManager(ws, background=False, in_process=True)
+    jobs.submit(_request("first", 7))
+    jobs.submit(_request("second", 100000, sample_every=5))
+    assert jobs.view("second").state == "queued"  # one slot, as with processes
+    view = _wait(jobs, "first", lambda v: v.state == "finished")
+    assert view.step == 7 and [r["step"] for r in RunFolder(ws.run_dir("first")).read_metrics()] == list(range(1, 8))
+    log = (ws.run_dir("first") / "log.txt").read_text()
+    assert log.count("end of this chunk") == 2 and "--workspace" not in log
+
+    _wait(jobs, "second", lambda v: v.state == "running" and v.step >= 4)
+    assert jobs.stop("second").state in ("stopping", "stopped")  # asks the thread; never a signal to this process
+    stopped = _wait(jobs, "second", lambda v: not v.live)
+    assert stopped.state == "stopped" and stopped.has_checkpoint, stopped
+    jobs.resume("second", iters=stopped.step + 4)
+    done = _wait(jobs, "second", lambda v: v.state == "finished")
+    assert [r["step"] for r in RunFolder(ws.run_dir("second")).read_metrics()] == list(range(1, done.step + 1))
+    jobs.close()

@@ -5,6 +5,7 @@ No GPU and no `spaces` here: a stand-in `spaces` module records what ZeroGPU wou
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import os
@@ -54,13 +55,16 @@ class FakeSpaces(types.ModuleType):
     def __init__(self):
         super().__init__("spaces")
         self.calls: list[tuple[str, float]] = []
+        self.wrappers: list = []
 
     def GPU(self, task=None, *, duration=None, size=None):  # noqa: N802 (the package's name)
         def decorate(fn):
+            @functools.wraps(fn)  # as spaces does: gradio still sees the handler's own parameters
             def on_gpu(*args, **kwargs):
                 seconds = duration(*args, **kwargs) if callable(duration) else duration
                 self.calls.append((fn.__name__, seconds))
                 return fn(*args, **kwargs)
+            self.wrappers.append(on_gpu)
             return on_gpu
         return decorate
 
@@ -106,7 +110,22 @@ def test_on_zero_gpu_the_decorated_function_is_called_with_its_duration(zero_gpu
     wrapped = zerogpu.gpu(duration=lambda x, *, y=1: 10 * x + y)(lambda x, *, y=1: x * y)
     assert wrapped(3, y=2) == 6
     assert zero_gpu.calls == [("<lambda>", 32)]
-    assert zerogpu.train_chunk.__name__ == "on_gpu" and zerogpu.blend.__name__ == "on_gpu"  # made at import
+    assert zerogpu.train_chunk in zero_gpu.wrappers and zerogpu.blend in zero_gpu.wrappers  # made at import
+
+
+def test_on_zero_gpu_generate_and_evaluate_run_inside_gpu_calls(zero_gpu, workspace):
+    import gradio as gr
+
+    from studio.jobs import JobManager
+    from studio.ui import generate_tab
+    from studio.ui.session import Sessions
+
+    sessions = Sessions(workspace, JobManager(workspace, background=False))
+    with gr.Blocks() as demo:
+        sessions.render(demo)
+        generate_tab.render(sessions, dev=True)
+    gpu = [fn.fn for fn in demo.fns.values() if fn.concurrency_id == "gpu"]
+    assert len(gpu) == 5 and all(fn in zero_gpu.wrappers for fn in gpu)  # generate, GIF, compare, evaluate ×2
 
 
 def test_chunk_seconds_are_clamped_and_overridable(monkeypatch):

@@ -1,4 +1,4 @@
-"""What every tab shares: a user's mistake shown as a one-sentence toast."""
+"""What every tab shares: a user's mistake shown as a one-sentence toast; handlers that use the GPU."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ from typing import Callable
 
 import gradio as gr
 
+from studio import zerogpu
 from studio.errors import UserError
+
+GPU_EVENT = {"concurrency_limit": 1, "concurrency_id": "gpu"}  # one model on the GPU at a time, across tabs
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -21,3 +24,8 @@ def user_errors(fn: Callable) -> Callable:
             raise gr.Error(str(exc), print_exception=False) from None
 
     return wrapper
+
+
+def on_gpu(fn: Callable, seconds: float = 60) -> Callable:
+    """`fn` as the handler of a GPU event: on ZeroGPU inside one `@spaces.GPU` call of at most `seconds`."""
+    return zerogpu.gpu(duration=seconds)(fn)

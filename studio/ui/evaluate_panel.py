@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import gradio as gr
 
+from studio import zerogpu
 from studio.errors import UserError
 from studio.evaluate import evaluate_history, evaluate_run, report_lines
 from studio.models.features import feature_status
-from studio.ui.common import user_errors
+from studio.ui.common import GPU_EVENT, on_gpu, user_errors
 from studio.ui.live import loss_frame
 from studio.ui.session import Sessions
 
-GPU = {"concurrency_limit": 1, "concurrency_id": "gpu"}
 
 
 def feature_choices(dev: bool) -> list[tuple[str, str]]:
@@ -66,7 +66,7 @@ def render(sessions: Sessions, source: gr.Dropdown, *, dev: bool = False) -> Non
                  for item in report["memorisation"]["gallery"]]
         return report_markdown(report), pairs
 
-    button.click(on_evaluate, [source, features, n, seed], [card, gallery], **GPU)
+    button.click(on_gpu(on_evaluate, zerogpu.call_limit_s()), [source, features, n, seed], [card, gallery], **GPU_EVENT)
 
     @user_errors
     def on_history(src, feats, seed_v, request: gr.Request):
@@ -74,4 +74,4 @@ def render(sessions: Sessions, source: gr.Dropdown, *, dev: bool = False) -> Non
         return (loss_frame([{"step": r["step"], "kid_x1000": r["kid_x1000"]} for r in rows]),
                 loss_frame([{k: v for k, v in r.items() if k != "kid_x1000"} for r in rows]))
 
-    history_btn.click(on_history, [source, features, seed], [kid_plot, share_plot], **GPU)
+    history_btn.click(on_gpu(on_history, zerogpu.call_limit_s()), [source, features, seed], [kid_plot, share_plot], **GPU_EVENT)

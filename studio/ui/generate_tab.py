@@ -13,11 +13,10 @@ from studio.errors import UserError
 from studio.generate import (MAX_FRAMES, MAX_PER_CLASS, SamplerCache, SourceInfo, compare_with_base, generate_grid,
                              imagenet_classes, interpolate, list_sources, source_info)
 from studio.ui import evaluate_panel
-from studio.ui.common import user_errors
+from studio.ui.common import GPU_EVENT, on_gpu, user_errors
 from studio.ui.session import Sessions
 
 BETWEEN = {"Two seeds": "seeds", "Two training images (BSA)": "images"}
-GPU = {"concurrency_limit": 1, "concurrency_id": "gpu"}
 
 
 def _whole(value: float | None, what: str) -> int:
@@ -164,10 +163,10 @@ def render(sessions: Sessions, *, dev: bool = False) -> None:
     source.change(tab.on_source, [source], source_outputs)
     refresh.click(tab.sources, [source], [source]).then(tab.on_source, [source], source_outputs)
     sessions.on_load(tab.sources, [source], [source]).then(tab.on_source, [source], source_outputs)
-    button.click(tab.on_generate, [source, classes, seed, n, truncation],
-                 [grid, gallery, download_grid, download_zip, status], **GPU)
+    button.click(on_gpu(tab.on_generate), [source, classes, seed, n, truncation],
+                 [grid, gallery, download_grid, download_zip, status], **GPU_EVENT)
     between.change(tab.on_between, [between], [a, b, interp_class])
-    interp_button.click(tab.on_interpolate, [source, between, a, b, interp_class, frames, truncation],
-                        [gif, download_gif, interp_status], **GPU)
-    compare_button.click(tab.on_compare, [source, compare_imagenet, compare_class, seed, n, truncation],
-                         [compare_base, compare_tuned, compare_status], **GPU)
+    interp_button.click(on_gpu(tab.on_interpolate), [source, between, a, b, interp_class, frames, truncation],
+                        [gif, download_gif, interp_status], **GPU_EVENT)
+    compare_button.click(on_gpu(tab.on_compare), [source, compare_imagenet, compare_class, seed, n, truncation],
+                         [compare_base, compare_tuned, compare_status], **GPU_EVENT)
