@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from studio.workspace import Workspace
 
@@ -84,3 +84,17 @@ def running_app(workspace: Path, *extra: str):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture
+def decoded(monkeypatch) -> list[tuple[int, int]]:
+    """Sizes of the images PIL decodes, to prove an image past a bound is refused from its header alone."""
+    sizes: list[tuple[int, int]] = []
+    real = ImageFile.ImageFile.load
+
+    def load(self):
+        sizes.append(self.size)
+        return real(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    return sizes

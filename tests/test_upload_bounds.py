@@ -12,7 +12,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageFile
+from PIL import Image
 
 from studio.cli import main
 from studio.data import limits, sources
@@ -72,20 +72,6 @@ def reads(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(sources.Payload, "read", read)
     return seen
-
-
-@pytest.fixture
-def decoded(monkeypatch) -> list[tuple[int, int]]:
-    """Sizes of the images PIL decodes, to prove an image past a bound is refused from its header alone."""
-    sizes: list[tuple[int, int]] = []
-    real = ImageFile.ImageFile.load
-
-    def load(self):
-        sizes.append(self.size)
-        return real(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
-    return sizes
 
 
 # -- per image: pixels (decompression bombs) -------------------------------------------------------
