@@ -5,6 +5,7 @@ Two people's pages are two gradio sessions; what one makes, the other can neithe
 
 from __future__ import annotations
 
+import threading
 import time
 
 import gradio as gr
@@ -102,3 +103,23 @@ def test_no_one_sees_stops_or_deletes_anothers_runs_and_the_queue_is_shared(shar
             alice.tick()
             time.sleep(0.2)
     assert alice.view("mine").state == "stopped", alice.view("mine").error + alice.log_tail("mine")
+
+
+def test_one_visitors_setup_does_not_hold_up_anothers_page(workspace):
+    setting_up = threading.Event()
+
+    def slow_first_visit(ws):
+        setting_up.set()
+        time.sleep(2)  # as making the demo dataset takes seconds
+
+    sessions = Sessions(workspace, JobManager(workspace, background=False), multi_user=True,
+                        on_new_workspace=slow_first_visit)
+    key_b = sessions._bind("", _page("b"))
+    newcomer = threading.Thread(target=sessions._bind, args=("", _page("a")))
+    newcomer.start()
+    assert setting_up.wait(5)
+    started = time.perf_counter()
+    sessions._bind(key_b, _page("b-reload"))  # Bob reloads while Alice's workspace is being made
+    assert time.perf_counter() - started < 1.0
+    newcomer.join()
+    assert sessions.workspace(_page("a")) != sessions.workspace(_page("b-reload"))

@@ -175,6 +175,7 @@ def render(sessions: Sessions, *, dev: bool = False) -> None:
     gr.Timer(2.0).tick(on_poll, [panel.picked, shown], [*result_outputs, gallery, shown], show_progress="hidden",
                        concurrency_limit=None)
 
+    @user_errors
     def on_load(request: gr.Request):
         jobs = sessions.jobs(request)
         runs = model_runs(jobs)
@@ -183,9 +184,11 @@ def render(sessions: Sessions, *, dev: bool = False) -> None:
 
     sessions.on_load(on_load, None, [a, b, panel.picked, gallery])
 
+    @user_errors
     def on_a_focus(request: gr.Request):
         return gr.update(choices=model_runs(sessions.jobs(request)))
 
+    @user_errors
     def on_b_focus(request: gr.Request):
         return gr.update(choices=["", *model_runs(sessions.jobs(request), "bsa")])
 

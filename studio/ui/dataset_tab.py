@@ -153,6 +153,7 @@ def render(sessions: Sessions) -> None:
 
     demo_btn.click(on_demo, [name], [status, report, name, *view_outputs])
 
+    @user_errors
     def on_pick(ds_name, show_v, request: gr.Request):
         ws = sessions.workspace(request)
         ds = _existing(ws, ds_name)
@@ -168,17 +169,20 @@ def render(sessions: Sessions) -> None:
     pick_outputs = [*view_outputs, size, crop, patches, layout, label, new_label, selected, selected_md]
     name.change(on_pick, [name, show], pick_outputs)
 
+    @user_errors
     def on_show(ds_name, show_v, request: gr.Request):
         return dataset_view(sessions.workspace(request), ds_name, show_v)
 
     show.change(on_show, [name, show], view_outputs)
 
+    @user_errors
     def on_open(current, request: gr.Request):
         names = _names(sessions.workspace(request))
         return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
 
     sessions.on_load(on_open, [name], [name]).then(on_pick, [name, show], pick_outputs)
 
+    @user_errors
     def on_select(ds_name, ids, evt: gr.SelectData, request: gr.Request):
         ws = sessions.workspace(request)
         image_id = ids[evt.index] if evt.index is not None and evt.index < len(ids) else None

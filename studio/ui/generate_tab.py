@@ -39,6 +39,7 @@ class GenerateTab:
         self.sessions, self.dev = sessions, dev
         self.cache = cache or SamplerCache()  # keyed by run folder, so users of a shared studio never share an entry
 
+    @user_errors
     def sources(self, current: str | None = None, request: gr.Request = None):
         choices = list_sources(self.sessions.workspace(request), dev=self.dev)
         values = [value for _, value in choices]

@@ -34,7 +34,8 @@ class Sessions:
         self.root, self.multi_user = ws, multi_user
         self._jobs, self._on_new = jobs, on_new_workspace
         self._bound: dict[str, Workspace] = {}  # page (gradio session hash) → workspace
-        self._lock = threading.RLock()
+        self._lock = threading.Lock()
+        self._setting_up: dict[str, threading.Lock] = {}  # a lock per user folder
         self._secret = _server_secret(ws) if multi_user else b""
         self._empty = Workspace.resolve(tempfile.mkdtemp(prefix="studio-empty-")) if multi_user else ws
         self.loaded: gr.events.Dependency | None = None
@@ -91,7 +92,9 @@ class Sessions:
 
     def _user(self, kind: str, identity: str) -> Workspace:
         folder = hmac.new(self._secret, f"{kind}:{identity}".encode(), hashlib.sha256).hexdigest()[:32]
-        with self._lock:  # two tabs opening at once must not both set up a new workspace
+        with self._lock:
+            setting_up = self._setting_up.setdefault(folder, threading.Lock())
+        with setting_up:  # two tabs of one browser must not both set it up; other people's pages need not wait
             new = not (self.root.root / USERS / folder).exists()
             ws = self.root.user(folder)
             if new and self._on_new:

@@ -243,6 +243,7 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
     # Form values live in the browser, so a reload (or a restarted app) brings them back.
     gr.on([c.change for c in inputs], lambda *v: _form(*v), inputs, [form_state], show_progress="hidden")
 
+    @user_errors
     def on_load_page(saved: dict | None, request: gr.Request):
         ws, jobs = sessions.workspace(request), sessions.jobs(request)
         datasets = [d["dataset"] for d in list_datasets(ws)]
@@ -259,6 +260,7 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
 
     sessions.on_load(on_load_page, [form_state], [*inputs, bsa_group, cgan_group, panel.picked])
 
+    @user_errors
     def on_dataset_focus(request: gr.Request):
         return gr.update(choices=[d["dataset"] for d in list_datasets(sessions.workspace(request))])
 
