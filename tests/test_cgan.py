@@ -9,7 +9,7 @@ import torch
 
 from studio.cli import main
 from studio.errors import UserError
-from studio.methods.cgan import CGANConfig, CGANSampler, CGANTrainer, load_sampler
+from studio.methods.cgan import CGANConfig, CGANSampler, CGANTrainer
 from studio.models.cgan import CGANArch, Discriminator, Generator
 from studio.run import RunFolder
 from studio.train import LoopConfig, resume, train

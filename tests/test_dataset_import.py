@@ -20,7 +20,7 @@ from PIL import Image
 
 from studio.cli import main
 from studio.data.dataset import MANIFEST, CropSettings, Dataset, ImportReport
-from studio.data.decode import Rejected, decode_image
+from studio.data.decode import decode_image
 from studio.errors import UserError
 from studio.workspace import Workspace, validate_name
 
