@@ -37,7 +37,8 @@ class Sessions:
         self._lock = threading.Lock()
         self._setting_up: dict[str, threading.Lock] = {}  # a lock per user folder
         self._secret = _server_secret(ws) if multi_user else b""
-        self._empty = Workspace.resolve(tempfile.mkdtemp(prefix="studio-empty-")) if multi_user else ws
+        # What the page is built with: a shared studio's is an empty workspace, so no one's names are in anyone's page.
+        self._built_from = Workspace.resolve(tempfile.mkdtemp(prefix="studio-empty-")) if multi_user else ws
         self.loaded: gr.events.Dependency | None = None
 
     def render(self, demo: gr.Blocks) -> None:
@@ -47,9 +48,8 @@ class Sessions:
         demo.unload(self._unbind)
 
     def at_build(self) -> JobManager:
-        """The runs (and `.ws`) whose choices the page is built with, which API clients are checked against;
-        a shared studio builds from an empty workspace, so no one's choices are in anyone's page."""
-        return self._jobs.for_workspace(self._empty if self.multi_user else self.root)
+        """The runs (and `.ws`) whose names the page is built with; API clients' choices are checked against them."""
+        return self._jobs.for_workspace(self._built_from)
 
     def on_load(self, fn: Callable, inputs=None, outputs=None, **kwargs) -> gr.events.Dependency:
         """Run `fn` when a page opens, once it is bound to its workspace."""
