@@ -21,6 +21,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from studio import zerogpu  # first: on ZeroGPU its @spaces.GPU functions must exist before CUDA or the app starts
+    from studio.data import limits
     from studio.data.dataset import create_demo_dataset, list_datasets  # torch and gradio import slowly: keep --help instant
     from studio.jobs import JobManager
     from studio.ui.app import build_app, launch
@@ -36,7 +37,8 @@ def main() -> None:
     ws = Workspace.resolve(args.workspace)
     if env.zero_gpu:
         print("ZeroGPU: jobs train in this process, one GPU call per chunk with a checkpoint between chunks.", flush=True)
-    if multi_user:  # one GPU, shared fairly: one job per person at a time
+    if multi_user:  # one GPU and one disk, shared fairly: one job per person at a time, a quota for datasets
+        limits.MAX_WORKSPACE_BYTES = int(float(os.environ.get("STUDIO_USER_QUOTA_GB", 5)) * 1024**3)
         jobs = JobManager(ws, workspaces=ws.users, max_live=1, in_process=env.zero_gpu)
         print(f"Multi-user: each browser works in its own folder under {ws.root / 'users'}.", flush=True)
     else:

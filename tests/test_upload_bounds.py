@@ -236,6 +236,21 @@ def test_a_full_dataset_takes_no_more_images(workspace, tmp_path, monkeypatch, r
     assert len(Dataset.open(workspace, "art").images) == 3
 
 
+def test_a_shared_studios_workspace_quota_counts_every_dataset_on_disk(workspace, tmp_path, monkeypatch, reads):
+    assert limits.MAX_WORKSPACE_BYTES is None  # your own machine: no quota
+    run_import(workspace, *write_files(tmp_path / "one", {"a.png": png(seed=60)}), name="first")
+    Dataset.open_or_create(workspace, "second", CropSettings(size=64))
+    held = sum(p.stat().st_size for p in workspace.datasets.rglob("*") if p.is_file())
+    size = len(png(seed=61))
+    monkeypatch.setattr(limits, "MAX_WORKSPACE_BYTES", held + size + 10)  # room for one more file
+    reads.clear()
+    second = write_files(tmp_path / "two", {"b.png": png(seed=61), "c.png": png(seed=62)})
+    ds, report = run_import(workspace, *second, name="second")  # another dataset: the same visitor's disk
+    assert report.imported == ["b.png"] and reads == ["b.png"]
+    assert reasons(report)["c.png"].startswith("workspace full (") and "delete a dataset" in reasons(report)["c.png"]
+    assert "of datasets per visitor" in report.limit_notice
+
+
 def test_patches_count_one_by_one_and_an_image_that_still_fits_imports(workspace, tmp_path, monkeypatch):
     monkeypatch.setattr(limits, "MAX_DATASET_IMAGES", 6)
     settings = CropSettings(size=64, crop="patches", patches=4)

@@ -71,6 +71,10 @@ class ImportReport:
         return asdict(self)
 
 
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
 class _ImportBounds:
     """What one import has used of the import-wide limits (studio/data/limits.py), and the dataset-wide one.
 
@@ -78,8 +82,9 @@ class _ImportBounds:
     so the report can say in one sentence why files a user expected are missing.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, held_bytes: int = 0) -> None:
         self.files = self.bytes = self.pixels = 0
+        self.held_bytes = held_bytes  # what the workspace's datasets already hold on disk
         self.turned_away: Counter[str] = Counter()
 
     def _refuse(self, bound: str, reason: str) -> None:
@@ -99,6 +104,10 @@ class _ImportBounds:
         if self.bytes + size > limits.MAX_IMPORT_BYTES:
             self._refuse("bytes", f"import limit reached ({size_text(size)} more would pass "
                                   f"{size_text(limits.MAX_IMPORT_BYTES)} read in one import)")
+        quota = limits.MAX_WORKSPACE_BYTES
+        if quota is not None and self.held_bytes + self.bytes + size > quota:
+            self._refuse("workspace", f"workspace full ({size_text(size)} more would pass the {size_text(quota)} this "
+                                      "shared studio keeps for each visitor's datasets; delete a dataset to make room)")
         self.files += 1
         self.bytes += size
 
@@ -117,6 +126,8 @@ class _ImportBounds:
         parts = [f"{bounds[b]} per import" for b in bounds if b in self.turned_away]
         if "dataset" in self.turned_away:
             parts.append(f"{limits.MAX_DATASET_IMAGES:,} images per dataset")
+        if "workspace" in self.turned_away:
+            parts.append(f"{size_text(limits.MAX_WORKSPACE_BYTES or 0)} of datasets per visitor")
         n = sum(self.turned_away.values())
         return (f"{n:,} {'file was' if n == 1 else 'files were'} left out to stay within the upload limits "
                 f"(at most {'; '.join(parts)}); each is listed as rejected with its reason.")
@@ -226,7 +237,8 @@ class Dataset:
         if label is not None:
             label = validate_label(label)
         report = ImportReport(self.name)
-        bounds = _ImportBounds()
+        quota = limits.MAX_WORKSPACE_BYTES
+        bounds = _ImportBounds(_folder_bytes(self.path.parent) if quota is not None else 0)
         by_sha = {img["sha256"]: img for img in self.images}
         phashes = {int(img["phash"], 16): img for img in self.images}
         for payload in iter_payloads(list(paths)):

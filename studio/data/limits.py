@@ -35,3 +35,9 @@ MAX_IMPORT_PIXELS = 2_000_000_000
 # as float32 (Dataset.load_tensors): 2000 at 256 px is 1.6 GB, at 512 px 6.3 GB. It is also ~7× the largest
 # dataset the studio is meant for, so no real use meets it.
 MAX_DATASET_IMAGES = 2000
+
+# -- one workspace -------------------------------------------------------------------------------
+# Bytes all of a workspace's datasets may hold on disk. None on your own machine; a shared studio (one workspace per
+# visitor) sets it, from STUDIO_USER_QUOTA_GB (default 5), so that no visitor can fill the server's disk by
+# importing again and again.
+MAX_WORKSPACE_BYTES: int | None = None
