@@ -57,7 +57,7 @@ class LivePanel:
 
     def __init__(self, sessions: Sessions, *, prefix: str, blends: bool, start_hint: str, preview_label: str,
                  plot_title: str, can_continue: bool):
-        self.sessions, self.blends, self.start_hint = sessions, blends, start_hint
+        self.blends, self.start_hint = blends, start_hint
         built = run_choices(sessions.at_build(), blends=blends)
         self.picked = gr.Dropdown(built, value=None, label="Watch", elem_id=f"{prefix}-run",
                                   info="Every one in the workspace with its true state; the one running now is picked on load.")
