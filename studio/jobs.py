@@ -246,8 +246,8 @@ class JobManager:
             current = self.view(request.run) if request.run in self.names() else None
             if current and current.live:
                 raise UserError(f"Run {request.run!r} is already {current.state}.")
-            live = [v.run for v in self.runs() if v.live]
-            if self._slot.max_live is not None and len(live) >= self._slot.max_live:
+            live = [v.run for v in self.runs() if v.live] if self._slot.max_live is not None else []
+            if live and len(live) >= self._slot.max_live:
                 raise UserError(f"You already have {', '.join(live)} waiting or running, and this studio is shared: "
                                 "wait for it to end, or stop it, then start this one.")
             if request.resume:
@@ -502,7 +502,7 @@ class JobManager:
                 raise UserError(f"BigGAN {source.name!r} is {source.status}, then start again.")
 
     def _check_blend(self, request: JobRequest) -> None:
-        from studio.guide import GuideConfig
+        from studio.guide import GUIDE_OPTIONS, GuideConfig
         from studio.models.clip import resolve_clip
 
         config = dict(request.config)
@@ -511,7 +511,7 @@ class JobManager:
         for name in filter(None, (config.get("a"), config.get("b"))):
             if name not in self.names() or not self.view(name).has_checkpoint:
                 raise UserError(f"Run {name!r} has no checkpoint yet: train it first.")
-        GuideConfig(**{k: config[k] for k in ("prompt", "negative", "steps", "cutouts", "lr", "mix", "seed") if k in config})
+        GuideConfig(**{k: config[k] for k in GUIDE_OPTIONS if k in config})
         source = resolve_clip(config.get("clip") or "ViT-B-32")
         if not source.available:
             raise UserError(f"CLIP {source.name!r} is {source.status}.")
