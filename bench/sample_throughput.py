@@ -41,7 +41,7 @@ def main() -> None:
         samplers[f"BSA {args.model}"] = (adapter, adapter.model)
     for res in args.resolution:
         cfg = CGANConfig(resolution=res, **({"g_ch": 32} if res > 32 else {}))
-        g = Generator(cfg.arch(3)).to(args.device).eval().requires_grad_(False)
+        g = Generator(cfg.shapes(3)).to(args.device).eval().requires_grad_(False)
         samplers[f"cGAN {res} px"] = (CGANSampler(g, ["a", "b", "c"]), g)
     rows = []
     for name, (sampler, module) in samplers.items():

@@ -56,14 +56,15 @@ def test_r1_penalty_is_logged_when_on():
     assert "r1" not in _trainer().train_step(0)
 
 
-def test_stop_and_resume_is_exact(tmp_path):
+@pytest.mark.parametrize("overrides", [{}, {"arch": "fastgan", "lecam": 0.1, "ada_target": 0.6}], ids=["light", "fastgan"])
+def test_stop_and_resume_is_exact(tmp_path, overrides):
     loop = LoopConfig(iters=8, sample_every=4, checkpoint_every=4)
-    straight = _trainer()
+    straight = _trainer(**overrides)
     train(RunFolder(tmp_path / "a"), straight, loop)
     run = RunFolder(tmp_path / "b")
     calls = iter(range(100))
-    train(run, _trainer(), loop, should_stop=lambda: next(calls) >= 3)
-    again = _trainer(seed=5)
+    train(run, _trainer(**overrides), loop, should_stop=lambda: next(calls) >= 3)
+    again = _trainer(seed=5, **overrides)
     again.cfg = straight.cfg
     train(run, again, loop, start_step=resume(run, again))
     for a, b in zip(straight.g_ema.state_dict().values(), again.g_ema.state_dict().values()):
@@ -179,3 +180,61 @@ def test_channels_last_computes_what_the_contiguous_baseline_does():
         a, b = plain.train_step(step), fast.train_step(step)
         for key in a:
             assert torch.allclose(a[key], b[key], rtol=1 / 128, atol=1e-3), (step, key)  # bf16: 8 bits of mantissa
+
+
+def test_fastgan_trains_through_the_method_with_its_reconstruction_loss():
+    t = _trainer(arch="fastgan", g_ch=8, d_ch=8)
+    assert t.meta["recon_loss"].startswith("pixels")  # no VGG16 weights on a test machine: the weight-free loss ran
+    d0 = [p.clone() for p in t.d.decode_whole.parameters()]
+    losses = t.train_step(0)
+    assert {"recon", "d_loss", "g_loss"} <= set(losses) and all(torch.isfinite(v) for v in losses.values())
+    assert any(not torch.equal(a, b) for a, b in zip(d0, t.d.decode_whole.parameters()))  # the decoders learn
+    images = CGANSampler(t.g_ema, t.classes).sample(3, seed=1)
+    assert images.shape == (3, 3, 32, 32)
+
+
+def test_fastgan_reconstruction_loss_is_perceptual_when_a_vgg_is_given():
+    from studio.models.vgg import load_vgg16
+
+    t = _trainer(arch="fastgan", g_ch=8, d_ch=8)
+    pixels = t._recon_loss(t.d(t.images[:4], t.labels[:4], reconstruct=True, generator=torch.Generator())[1])
+    t.recon_net = load_vgg16("tiny")
+    perceptual = t._recon_loss(t.d(t.images[:4], t.labels[:4], reconstruct=True, generator=torch.Generator())[1])
+    assert torch.isfinite(perceptual) and not torch.isclose(perceptual, pixels)
+
+
+def test_the_config_names_what_an_architecture_offers():
+    with pytest.raises(UserError, match="256"):
+        CGANConfig(resolution=256)  # the light net stops at 128
+    CGANConfig(arch="fastgan", resolution=1024)
+    with pytest.raises(UserError, match="concat"):
+        CGANConfig(arch="fastgan", conditioning="concat")
+    with pytest.raises(UserError, match="light or fastgan"):
+        CGANConfig(arch="stylegan")
+
+
+def test_ada_raises_the_augmentation_probability_only_while_d_is_sure_of_real_images():
+    t = _trainer(ada_target=0.6)
+    assert float(t.ada_p) == 0.0
+    for step in range(8):
+        t._adapt_augmentation(torch.ones(6), step)    # every real image scored real: D overfits
+    assert float(t.ada_p) == pytest.approx(2 * 4 / 500)
+    for step in range(8, 40):
+        t._adapt_augmentation(-torch.ones(6), step)   # D unsure: back down, never below 0
+    assert float(t.ada_p) == 0.0
+    assert "ada_p" in t.train_step(0) and "ada_p" not in _trainer().train_step(0)
+
+
+def test_lecam_pulls_d_towards_the_other_sides_moving_mean():
+    t = _trainer(lecam=0.5)
+    assert t._lecam(torch.zeros(4), torch.zeros(4)) == 0  # nothing to pull while outputs sit on the means
+    t.lecam_ema.zero_()
+    assert t._lecam(torch.full((4,), 3.0), torch.zeros(4)) > 0  # real scores run away from the fake mean
+    assert "lecam" in t.train_step(0)
+
+
+def test_transfer_refuses_a_parent_of_another_architecture(ws, capsys):
+    assert _cli(ws, "train", "cgan", "--dataset", "demo", "--run", "light-parent", "--iters", "1", *FLAGS) == 0
+    assert _cli(ws, "train", "cgan", "--dataset", "demo", "--run", "fast-child", "--iters", "1", *FLAGS, "--arch", "fastgan",
+                "--transfer-from", "light-parent") == 2
+    assert "different architecture (arch" in capsys.readouterr().err

@@ -1,7 +1,9 @@
 """Class-conditional GAN (cArtGAN) trained from a small labelled set, optionally transferred from an earlier run.
 
 Small-data recipe: hinge loss, spectral norm in D, Adam(β1=0.5), DiffAugment on real and fake
-in both D and G steps, an exponential moving average of G for sampling, optional R1.
+in both D and G steps (always, or with an ADA-style adaptive probability), an exponential moving average of G
+for sampling, optional R1 and LeCam regularisation. Two architectures (studio.models.CGAN_ARCHITECTURES):
+`light` (models/cgan.py) and `fastgan` (models/fastgan.py), whose D also learns to reconstruct real images.
 Transfer (the seed's cTransferArtGAN): G's layers (all, or only the coarse ones) and D come from the
 parent run, the transferred G layers can stay frozen for the first N steps, label embeddings start afresh.
 """
@@ -18,15 +20,21 @@ from torch import nn
 from studio.data.augment import diff_augment, parse_policy
 from studio.errors import UserError
 from studio.methods import class_indices, slerp
-from studio.models.cgan import CONDITIONINGS, RESOLUTIONS, CGANArch, Discriminator, Generator
+from studio.models import CGAN_ARCHITECTURES, cgan_architecture
+from studio.models.cgan import CGANArch
 from studio.run import load_optimizer_tensors, optimizer_tensors
 
 LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
-ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning")
+ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning")  # CGANArch's, from the config
+RECON_LOSSES = ("auto", "vgg16", "pixels", "tiny")
+ADA_ADJUST_EVERY = 4     # steps between adjustments of the augmentation probability
+ADA_SPEED_STEPS = 500    # steps for the probability to go from 0 to 1 when D keeps overfitting
+LECAM_DECAY = 0.99       # of the moving averages of D's outputs that LeCam anchors to
 
 
 @dataclass
 class CGANConfig:
+    arch: str = "light"           # light: the small CPU net (32-128 px); fastgan: FastGAN-class (32-1024 px)
     resolution: int = 32
     batch: int = 32
     lr_g: float = 2e-4
@@ -36,6 +44,10 @@ class CGANConfig:
     ema: float = 0.999            # G_ema decay; samples come from G_ema
     ema_start: int = 100          # copy G straight into G_ema before this step: early weights are noise
     r1: float = 0.0               # R1 gradient penalty weight on real images (0 = off)
+    lecam: float = 0.0            # LeCam regularisation weight (Tseng et al. 2021; 0 = off)
+    ada_target: float = 0.0       # ADA: augment with a probability tuned so E[sign D(real)] stays here (0 = always augment)
+    recon: str = "auto"           # fastgan D's reconstruction loss: auto (vgg16 when its weights are here, else pixels)
+    recon_weight: float = 1.0
     mode_seeking: float = 1.0     # MSGAN (Mao et al. 2019): reward G when two latents of one class give different images
     z_dim: int = 128
     embed_dim: int = 128
@@ -49,10 +61,19 @@ class CGANConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.resolution not in RESOLUTIONS:
-            raise UserError(f"Resolution {self.resolution} is not offered: choose {', '.join(map(str, RESOLUTIONS))}.")
-        if self.conditioning not in CONDITIONINGS:
-            raise UserError(f"Unknown conditioning {self.conditioning!r}: choose {' or '.join(CONDITIONINGS)}.")
+        if self.arch not in CGAN_ARCHITECTURES:
+            raise UserError(f"Unknown architecture {self.arch!r}: choose {' or '.join(CGAN_ARCHITECTURES)}.")
+        nets = self.networks
+        if self.resolution not in nets.RESOLUTIONS:
+            raise UserError(f"Resolution {self.resolution} is not offered by the {self.arch} architecture: choose "
+                            f"{', '.join(map(str, nets.RESOLUTIONS))}.")
+        if self.conditioning not in nets.CONDITIONINGS:
+            raise UserError(f"The {self.arch} architecture has no {self.conditioning!r} conditioning: choose "
+                            f"{' or '.join(nets.CONDITIONINGS)}.")
+        if self.recon not in RECON_LOSSES:
+            raise UserError(f"Reconstruction loss is one of {', '.join(RECON_LOSSES)}, not {self.recon!r}.")
+        if not 0 <= self.ada_target < 1 or self.lecam < 0:
+            raise UserError("ada_target must be from 0 (off) to below 1, and lecam at least 0.")
         if self.transfer_keep not in ("coarse", "all"):
             raise UserError("--transfer-keep must be coarse or all.")
         if self.batch < 1 or self.lr_g <= 0 or self.lr_d <= 0:
@@ -60,6 +81,11 @@ class CGANConfig:
         parse_policy(self.augment)
         if self.layout not in LAYOUTS:
             raise UserError(f"Layout is one of {', '.join(LAYOUTS)}, not {self.layout!r}.")
+
+    @property
+    def networks(self):
+        """The architecture's module: Generator, Discriminator, RESOLUTIONS, CONDITIONINGS."""
+        return cgan_architecture(self.arch)
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -70,7 +96,7 @@ class CGANConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
-    def arch(self, n_classes: int) -> CGANArch:
+    def shapes(self, n_classes: int) -> CGANArch:
         return CGANArch(n_classes=n_classes, **{k: getattr(self, k) for k in ARCH_FIELDS})
 
 
@@ -87,7 +113,7 @@ PRESET_TITLES = {"cpu-32": "32 px, a few minutes on a CPU", "gpu-64": "64 px on 
 class CGANSampler:
     """Sampling from G_ema: by class, class × seed grids, and interpolation of latents or of class embeddings."""
 
-    def __init__(self, g: Generator, classes: list[str]):
+    def __init__(self, g: nn.Module, classes: list[str]):
         self.g, self.classes = g.eval(), list(classes)
         self.resolution = g.arch.resolution
 
@@ -140,11 +166,17 @@ class CGANTrainer:
     """The cGAN as a TrainingMethod for studio.train."""
 
     def __init__(self, cfg: CGANConfig, images: torch.Tensor, labels: torch.Tensor, classes: list[str], *,
-                 device: torch.device | str = "cpu", meta: dict | None = None, parent: tuple[dict, dict] | None = None):
+                 device: torch.device | str = "cpu", meta: dict | None = None, parent: tuple[dict, dict] | None = None,
+                 recon_net: nn.Module | None = None):
         self.cfg, self.device, self.meta, self.classes = cfg, torch.device(device), meta or {}, list(classes)
         torch.manual_seed(cfg.seed)
-        arch = cfg.arch(len(classes))
-        self.g, self.d = Generator(arch).to(self.device), Discriminator(arch).to(self.device)
+        arch, nets = cfg.shapes(len(classes)), cfg.networks
+        self.g, self.d = nets.Generator(arch).to(self.device), nets.Discriminator(arch).to(self.device)
+        # FastGAN's D also rebuilds real images from its features; recon_net (VGG) makes that loss perceptual.
+        self.reconstructs = getattr(nets, "RECONSTRUCTS", False)
+        self.recon_net = recon_net
+        if self.reconstructs:
+            self.meta["recon_loss"] = "vgg16 perceptual" if recon_net is not None else "pixels (L1, full and 4x4 means)"
         self.frozen: list[nn.Parameter] = []
         if parent is not None:
             self._transfer(*parent)
@@ -157,6 +189,10 @@ class CGANTrainer:
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
         self.policy = parse_policy(cfg.augment)
         self.gen = torch.Generator().manual_seed(cfg.seed)
+        # Regularisers' running state, saved with the checkpoint so a resume continues exactly.
+        self.ada_p = torch.tensor(0.0 if cfg.ada_target > 0 else 1.0)  # probability that an image is augmented
+        self.ada_signs = torch.tensor(0.0)                              # sum of sign(D(real)) since the last adjustment
+        self.lecam_ema = torch.zeros(2)                                 # moving means of D(real), D(fake)
         per_class = max(2, min(8, 48 // len(classes)))  # columns of the preview grid: enough seeds to see variety
         self.preview_z = torch.randn(per_class, arch.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1))
 
@@ -176,7 +212,38 @@ class CGANTrainer:
                                  "kept": sorted(load), "freeze_steps": self.cfg.freeze_steps}
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, self.policy, generator=self.gen) if self.policy else x
+        if not self.policy or self.ada_p <= 0:
+            return x
+        augmented = diff_augment(x, self.policy, generator=self.gen)
+        if self.ada_p >= 1:
+            return augmented
+        keep = torch.rand(len(x), generator=self.gen) >= self.ada_p  # per image, as ADA does
+        return torch.where(keep.to(x.device)[:, None, None, None], x, augmented)
+
+    def _adapt_augmentation(self, d_real: torch.Tensor, step: int) -> None:
+        """ADA's heuristic: D sure of every real image (mean sign above target) means it overfits: augment more."""
+        self.ada_signs += torch.sign(d_real.detach()).mean().cpu()
+        if (step + 1) % ADA_ADJUST_EVERY == 0:
+            r_t = float(self.ada_signs) / ADA_ADJUST_EVERY
+            delta = ADA_ADJUST_EVERY / ADA_SPEED_STEPS * (1 if r_t > self.cfg.ada_target else -1)
+            self.ada_p = (self.ada_p + delta).clamp(0, 1)
+            self.ada_signs.zero_()
+
+    def _lecam(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+        """LeCam (Tseng et al. 2021): keep D's outputs near the other side's moving mean, so D cannot run away."""
+        means = torch.stack([d_real.detach().mean(), d_fake.detach().mean()]).float().cpu()
+        self.lecam_ema.lerp_(means, 1 - LECAM_DECAY)
+        ema_real, ema_fake = self.lecam_ema.tolist()
+        return nn.functional.relu(d_real - ema_fake).pow(2).mean() + nn.functional.relu(ema_real - d_fake).pow(2).mean()
+
+    def _recon_loss(self, recon) -> torch.Tensor:
+        loss = 0.0
+        for out, target in ((recon.whole, recon.whole_target), (recon.part, recon.part_target)):
+            if self.recon_net is not None:
+                loss = loss + sum((a - b).abs().mean() for a, b in zip(self.recon_net(out), self.recon_net(target)))
+            else:  # weight-free: the pixels, and the 4×4 colour layout that pixels alone weigh too little
+                loss = loss + (out - target).abs().mean() + (nn.functional.adaptive_avg_pool2d(out - target, 4)).abs().mean()
+        return loss
 
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -188,11 +255,26 @@ class CGANTrainer:
 
         # 1. Discriminator: hinge loss on augmented real and fake.
         with torch.no_grad():
-            fake = self.g(z, y)
+            fake = self.g(z, y, noise_rng=self.gen)
         real_aug = self._augment(real).requires_grad_(cfg.r1 > 0)
-        d_real, d_fake = self.d(real_aug, y), self.d(self._augment(fake), y)
+        if self.reconstructs:
+            d_real, recon = self.d(real_aug, y, reconstruct=True, generator=self.gen)
+        else:
+            d_real = self.d(real_aug, y)
+        d_fake = self.d(self._augment(fake), y)
         loss_d = nn.functional.relu(1 - d_real).mean() + nn.functional.relu(1 + d_fake).mean()
         losses = {"d_loss": loss_d.detach(), "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+        if self.reconstructs:
+            loss_recon = self._recon_loss(recon)
+            loss_d = loss_d + cfg.recon_weight * loss_recon
+            losses["recon"] = loss_recon.detach()
+        if cfg.lecam > 0:
+            lecam = self._lecam(d_real, d_fake)
+            loss_d = loss_d + cfg.lecam * lecam
+            losses["lecam"] = lecam.detach()
+        if cfg.ada_target > 0:
+            self._adapt_augmentation(d_real, step)
+            losses["ada_p"] = self.ada_p.clone()
         if cfg.r1 > 0:
             (grad,) = torch.autograd.grad(d_real.sum(), real_aug, create_graph=True)
             r1 = grad.pow(2).flatten(1).sum(1).mean()
@@ -205,7 +287,7 @@ class CGANTrainer:
         # 2. Generator: fool D through the same augmentation; pairs of latents per label for mode seeking.
         half = cfg.batch // 2
         y_g = torch.cat([y[:half], y[:half], y[2 * half:]])
-        fake = self.g(z, y_g)
+        fake = self.g(z, y_g, noise_rng=self.gen)
         loss_g = -self.d(self._augment(fake), y_g).mean()
         if cfg.mode_seeking > 0 and half > 0:
             spread = (fake[:half] - fake[half:2 * half]).abs().mean(dim=(1, 2, 3)) / (z[:half] - z[half:2 * half]).abs().mean(dim=1)
@@ -235,7 +317,10 @@ class CGANTrainer:
         for prefix, module in (("g", self.g), ("d", self.d), ("g_ema", self.g_ema)):
             out.update({f"{prefix}/{k}": v for k, v in module.state_dict().items()})
         return {**out, **optimizer_tensors(self.opt_g, "optim/g"), **optimizer_tensors(self.opt_d, "optim/d"),
-                "rng/train": self.gen.get_state()}
+                "rng/train": self.gen.get_state(), **{f"reg/{k}": v.clone() for k, v in self._regulariser_state().items()}}
+
+    def _regulariser_state(self) -> dict[str, torch.Tensor]:
+        return {"ada_p": self.ada_p, "ada_signs": self.ada_signs, "lecam_ema": self.lecam_ema}
 
     def sampler_tensors(self) -> dict[str, torch.Tensor]:
         return {f"g_ema/{k}": v for k, v in self.g_ema.state_dict().items()}
@@ -246,6 +331,9 @@ class CGANTrainer:
         load_optimizer_tensors(self.opt_g, tensors, "optim/g")
         load_optimizer_tensors(self.opt_d, tensors, "optim/d")
         self.gen.set_state(tensors["rng/train"])
+        for name, value in self._regulariser_state().items():
+            if f"reg/{name}" in tensors:  # checkpoints from before the regularisers have none: their defaults hold
+                value.copy_(tensors[f"reg/{name}"])
 
     def checkpoint_meta(self) -> dict[str, Any]:
         return {**self.meta, "method": "cgan", "config": asdict(self.cfg), "classes": self.classes,
@@ -257,7 +345,22 @@ def build_trainer(cfg: CGANConfig, dataset, *, device: str | torch.device, meta:
     parent = _load_parent(ws, cfg) if cfg.transfer_from else None
     if parent is not None:
         meta = {**meta, "parent_run": cfg.transfer_from}
-    return CGANTrainer(cfg, images, labels, classes, device=device, meta=meta, parent=parent)
+    recon_net = _recon_network(cfg, device) if getattr(cfg.networks, "RECONSTRUCTS", False) else None
+    return CGANTrainer(cfg, images, labels, classes, device=device, meta=meta, parent=parent, recon_net=recon_net)
+
+
+def _recon_network(cfg: CGANConfig, device) -> nn.Module | None:
+    """VGG16 features for the reconstruction loss: asked for by name, or under auto only when already on this machine."""
+    from studio.models.vgg import load_vgg16
+
+    if cfg.recon == "pixels":
+        return None
+    if cfg.recon == "auto":
+        try:
+            return load_vgg16("vgg16", device=device, download=False)
+        except UserError:
+            return None
+    return load_vgg16(cfg.recon, device=device, seed=cfg.seed)
 
 
 def _load_parent(ws, cfg: CGANConfig) -> tuple[dict, dict]:
@@ -267,7 +370,7 @@ def _load_parent(ws, cfg: CGANConfig) -> tuple[dict, dict]:
     if ckpt.meta.get("method") != "cgan":
         raise UserError(f"Run {cfg.transfer_from!r} is not a cGAN run; transfer needs a cGAN checkpoint.")
     parent_cfg = CGANConfig.from_dict(ckpt.meta["config"])
-    differ = [f for f in ARCH_FIELDS if getattr(parent_cfg, f) != getattr(cfg, f)]
+    differ = [f for f in ("arch", *ARCH_FIELDS) if getattr(parent_cfg, f) != getattr(cfg, f)]
     if differ:
         raise UserError(f"Run {cfg.transfer_from!r} has a different architecture ({', '.join(differ)}); "
                         f"use its settings: " + ", ".join(f"{f}={getattr(parent_cfg, f)}" for f in differ) + ".")
@@ -276,6 +379,6 @@ def _load_parent(ws, cfg: CGANConfig) -> tuple[dict, dict]:
 
 def load_sampler(tensors: dict[str, torch.Tensor], meta: dict, *, device: str | torch.device) -> CGANSampler:
     cfg = CGANConfig.from_dict(meta["config"])
-    g = Generator(cfg.arch(len(meta["classes"])))
+    g = cfg.networks.Generator(cfg.shapes(len(meta["classes"])))
     g.load_state_dict({k[len("g_ema/"):]: v for k, v in tensors.items() if k.startswith("g_ema/")})
     return CGANSampler(g.to(device, memory_format=cfg.memory_format).requires_grad_(False), meta["classes"])

@@ -75,8 +75,11 @@ class Generator(nn.Module):
         self.blocks = nn.ModuleList(GBlock(widths[i], widths[i + 1], arch.embed_dim) for i in range(arch.octaves))
         self.to_rgb = nn.Conv2d(widths[-1], 3, 3, padding=1)
 
-    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None, class_embedding: torch.Tensor | None = None) -> torch.Tensor:
-        """Images in [-1, 1]; condition on labels `y`, or directly on (mixed) class embeddings."""
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None, class_embedding: torch.Tensor | None = None,
+                *, noise_rng: torch.Generator | None = None) -> torch.Tensor:
+        """Images in [-1, 1]; condition on labels `y`, or directly on (mixed) class embeddings.
+
+        `noise_rng` is part of the architectures' common call (models/fastgan.py injects noise); this one has none."""
         c = self.embed(y) if class_embedding is None else class_embedding
         x = self.input(torch.cat([z, c], dim=1)).view(len(z), -1, 4, 4)
         x = nn.functional.leaky_relu(PixelNorm()(x), 0.2)

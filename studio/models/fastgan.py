@@ -44,6 +44,7 @@ from studio.models.cgan import CGANArch, PixelNorm, minibatch_std
 
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
 CONDITIONINGS = ("projection",)
+RECONSTRUCTS = True  # D has the self-supervised decoders: forward(x, y, reconstruct=True)
 
 # Feature-map size → width multiplier (FastGAN's nfc_multi); width = multiplier × g_ch (G) or × d_ch (D).
 G_WIDTHS = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5, 512: 0.25, 1024: 0.125}
