@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 
 
 def main() -> None:
@@ -22,38 +23,54 @@ def main() -> None:
 
     from studio import zerogpu  # first: on ZeroGPU its @spaces.GPU functions must exist before CUDA or the app starts
     from studio.data import limits
-    from studio.data.dataset import create_demo_dataset, list_datasets  # torch and gradio import slowly: keep --help instant
+    from studio.data.dataset import list_datasets  # torch and gradio import slowly: keep --help instant
+    from studio.errors import UserError
     from studio.jobs import JobManager
-    from studio.ui.app import build_app, launch
+    from studio.ui.app import build_app, first_visit, launch
     from studio.workspace import Workspace
 
     env = zerogpu.detect()
     multi_user = args.multi_user if args.multi_user is not None else _setting("STUDIO_MULTI_USER", env.on_space)
 
-    def first_visit(ws: Workspace) -> None:  # something to train on at once, offline
-        print(f"New workspace {ws.root}: creating the demo dataset (120 generated paintings in 3 classes)…", flush=True)
-        create_demo_dataset(ws, "demo")
-
     ws = Workspace.resolve(args.workspace)
     if env.zero_gpu:
         print("ZeroGPU: jobs train in this process, one GPU call per chunk with a checkpoint between chunks.", flush=True)
-    if multi_user:  # one GPU and one disk, shared fairly: one job per person at a time, a quota for datasets
-        limits.MAX_WORKSPACE_BYTES = int(float(os.environ.get("STUDIO_USER_QUOTA_GB", 5)) * 1024**3)
-        jobs = JobManager(ws, workspaces=ws.users, max_live=1, in_process=env.zero_gpu)
-        print(f"Multi-user: each browser works in its own folder under {ws.root / 'users'}.", flush=True)
-    else:
-        if not list_datasets(ws):
-            first_visit(ws)
-        jobs = JobManager(ws, in_process=env.zero_gpu)
+    try:  # a workspace another app serves is refused in one sentence (two apps would run its queue twice)
+        if multi_user:  # one GPU and one disk, shared fairly: one job per person at a time, a quota for datasets
+            limits.MAX_WORKSPACE_BYTES = int(_number("STUDIO_USER_QUOTA_GB", 5) * 1024**3)
+            limits.MAX_USERS_BYTES = int(_number("STUDIO_USERS_QUOTA_GB", 50) * 1024**3)  # strangers bounded, all together
+            limits.MAX_NEW_SESSIONS_PER_MINUTE = int(_number("STUDIO_NEW_SESSIONS_PER_MINUTE", 10)) or None
+            limits.FORGET_AFTER_S = _number("STUDIO_FORGET_AFTER_DAYS", 14) * 86400 or None
+            jobs = JobManager(ws, workspaces=ws.users, max_live=1, in_process=env.zero_gpu)
+            print(f"Multi-user: each browser works in its own folder under {ws.root / 'users'}.", flush=True)
+        else:
+            jobs = JobManager(ws, in_process=env.zero_gpu)
+            if not list_datasets(ws):
+                first_visit(ws)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     try:
-        demo = build_app(ws, jobs, dev=args.dev, multi_user=multi_user, on_new_workspace=first_visit)
+        demo = build_app(ws, jobs, dev=args.dev, multi_user=multi_user, on_new_workspace=first_visit,
+                         trust_forwarded=env.on_space)
         launch(demo, ws, host=args.host, port=args.port, share=args.share, multi_user=multi_user)
     finally:
         stopped = jobs.stop_all()
         jobs.close()
         if stopped:
             print(f"Stopping {', '.join(stopped)}: each saves a checkpoint; Continue resumes it next time.", flush=True)
+
+
+def _number(name: str, default: float) -> float:
+    value = os.environ.get(name, "").strip()
+    try:
+        number = float(value) if value else default
+    except ValueError:
+        number = -1
+    if not 0 <= number < float("inf"):
+        raise SystemExit(f"{name}={value!r} is not a number of 0 or more (default {default:g}).")
+    return number
 
 
 def _setting(name: str, default: bool) -> bool:

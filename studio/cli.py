@@ -26,7 +26,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sample_command(commands.add_parser("sample", help="generate images from a trained run"))
     _add_evaluate_command(commands.add_parser("evaluate", help="measure a run: KID/FID, memorisation, diversity, class fidelity"))
     _add_blend_command(commands.add_parser("blend", help="guide a run (or blend two BSA runs) with a CLIP text prompt"))
+    _add_run_commands(commands.add_parser("run", help="manage runs").add_subparsers(dest="action", required=True))
     return parser
+
+
+def _add_run_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("delete", help="delete a run and everything it made (refused while it trains)")
+    p.add_argument("name")
+    p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    p.set_defaults(func=cmd_run_delete)
+
+
+def cmd_run_delete(args: argparse.Namespace, ws: Workspace) -> int:
+    import shutil
+
+    run = RunFolder(ws.run_dir(args.name))
+    if not run.path.exists():
+        raise UserError(f"There is no run named {args.name!r}.")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UserError(f"Deleting run {args.name!r} cannot be undone and there is no terminal to ask on: "
+                            "add --yes to delete it.")
+        answer = input(f"Delete run {args.name!r} and everything it made ({run.path})? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Kept it.")
+            return 1
+    with run.lock():  # refused while a trainer (a CLI process, an app's job) owns it
+        shutil.rmtree(run.path)
+    print(f"Deleted run {args.name!r}.")
+    return 0
 
 
 def _add_crop_flags(p: argparse.ArgumentParser, *, defaults: bool) -> None:
@@ -201,6 +229,8 @@ def _add_loop_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (and on stop)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
+    p.add_argument("--restart", action="store_true",
+                   help="start the run over under its name: what it made so far is deleted first")
 
 
 def _add_sample_command(p: argparse.ArgumentParser) -> None:
@@ -273,8 +303,9 @@ def cmd_blend(args: argparse.Namespace, ws: Workspace) -> int:
         if not args.json and (step % 10 == 0 or step == total):
             print(f"step {step}/{total}  score {losses['score']:.4f}", file=sys.stderr)
 
-    report = blend_from_options(ws, name, vars(args), device=args.device, should_stop=lambda: bool(stop_requests),
-                                on_progress=on_progress)
+    with RunFolder(ws.run_dir(name)).lock():  # one writer per run folder
+        report = blend_from_options(ws, name, vars(args), device=args.device, should_stop=lambda: bool(stop_requests),
+                                    on_progress=on_progress)
     out = Path(report["image"])
     if args.json:
         print(json.dumps(report, indent=1))
@@ -298,6 +329,8 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
     from studio.train import LoopConfig, run_training, training_configs
 
     module = method_module(args.method)
+    if args.resume and args.restart:
+        raise UserError("Choose --resume (go on from the last checkpoint) or --restart (start over), not both.")
     if not args.resume and not args.dataset:
         raise UserError("Say which dataset to train on with --dataset NAME.")
     cfg, loop = training_configs(ws, args.method, args.run, resume_run=args.resume, preset=args.preset,
@@ -325,7 +358,7 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
 
     state = run_training(ws, method=args.method, run_name=args.run, dataset=args.dataset, cfg=cfg, loop=loop,
                          device=args.device, resume_run=args.resume, should_stop=lambda: bool(stop_requests),
-                         on_progress=on_progress, on_start=on_start)
+                         on_progress=on_progress, on_start=on_start, restart=args.restart)
     for bar in bars:
         bar.close()
     status = RunFolder(ws.run_dir(args.run)).read_status()

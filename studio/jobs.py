@@ -8,7 +8,6 @@ and the process id; process.log: the process's output), so a restarted app finds
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -21,12 +20,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 from studio.errors import UserError
-from studio.run import RunFolder
+from studio.run import CONFIG_SHAPE, STATUS_SHAPE, FileLock, RunFolder, read_json_file
 from studio.workspace import Workspace, validate_name, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 LIVE = ("queued", "starting", "running", "stopping")  # states with a process behind them, or waiting for one
 STALL_AFTER_S = 120.0  # no step for this long (or 10 steps' time, if longer) → the UI warns
+_OPTIONAL_NUMBER = (int, float, type(None))
+JOB_SHAPE = {"method": str, "run": str, "dataset": (str, type(None)), "resume": bool, "config": dict, "loop": dict,
+             "device": str, "queued_at": _OPTIONAL_NUMBER, "pid": (int, type(None)), "launched": _OPTIONAL_NUMBER,
+             "stop_requested": _OPTIONAL_NUMBER}
+WORKSPACE_LOCK = ".jobs.lock"
+_workspace_locks: dict[Path, FileLock] = {}  # held for this process's life; its managers of one workspace share it
+_workspace_locks_guard = threading.Lock()
 
 
 @dataclass
@@ -78,6 +84,7 @@ class JobView:
     position: int | None = None      # place in the queue (1 = next)
     stalled_s: float | None = None   # seconds since the last step, when that is too long
     has_checkpoint: bool = False
+    warning: str | None = None       # something the user should know that did not stop it (a checkpoint fallback)
 
     @property
     def live(self) -> bool:
@@ -89,6 +96,10 @@ class JobView:
 
     def sentence(self) -> str:
         """One line for people: the state, progress and, when something is wrong, what to do."""
+        line = self._state_sentence()
+        return f"{line} Warning: {self.warning}" if self.warning and self.state != "queued" else line
+
+    def _state_sentence(self) -> str:
         progress = f"step {self.step}/{self.total}" if self.total else f"step {self.step}"
         if self.state == "queued":
             return f"Queued ({_ordinal(self.position)} in line): it starts when the job before it ends."
@@ -123,11 +134,13 @@ def _duration(seconds: float | None) -> str:
     return f"{s} s" if s < 90 else f"{s // 60} min" if s < 5400 else f"{s / 3600:.1f} h"
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+def _own_workspace(ws: Workspace) -> None:
+    """Hold the workspace's job lock for this process's life: a second app on it would launch the same queued runs."""
+    with _workspace_locks_guard:
+        if ws.root not in _workspace_locks:
+            _workspace_locks[ws.root] = FileLock(ws.root / WORKSPACE_LOCK).acquire(
+                f"The workspace {ws.root} is already served by {{holder}}, and two apps on one workspace would both "
+                "start its queued jobs: stop that app first, or give this one another --workspace.")
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -210,6 +223,7 @@ class JobManager:
     def __init__(self, ws: Workspace, *, background: bool = True, poll_s: float = 1.0, stall_after_s: float = STALL_AFTER_S,
                  workspaces: Callable[[], list[Workspace]] | None = None, max_live: int | None = None,
                  in_process: bool = False):
+        _own_workspace(ws)
         self.ws = ws
         self._slot = _Slot(workspaces or (lambda: [ws]), stall_after_s, max_live, in_process)
         # Queued jobs survive an app restart: restore them in the order they were queued.
@@ -246,6 +260,9 @@ class JobManager:
             current = self.view(request.run) if request.run in self.names() else None
             if current and current.live:
                 raise UserError(f"Run {request.run!r} is already {current.state}.")
+            holder = run.held_by()
+            if holder:  # trained from the command line, say
+                raise UserError(f"Run {request.run!r} is in use by {holder}: wait for it to end, or stop it, then try again.")
             live = [v.run for v in self.runs() if v.live] if self._slot.max_live is not None else []
             if live and len(live) >= self._slot.max_live:
                 raise UserError(f"You already have {', '.join(live)} waiting or running, and this studio is shared: "
@@ -274,7 +291,7 @@ class JobManager:
             raise UserError(f"Run {name!r} is {view.state} and has no checkpoint to continue from; start it again as a new run."
                             if not view.live else f"Run {name!r} is already {view.state}.")
         config = RunFolder(self.ws.run_dir(name)).read_config()
-        total = iters or view.total or config["loop"]["iters"]
+        total = iters or view.total or config["loop"].get("iters") or view.step
         if view.state == "finished" and total <= view.step:
             raise UserError(f"Run {name!r} finished its {view.step} steps; set Steps above {view.step} to train it further.")
         loop = {"iters": total} if iters else {}
@@ -312,9 +329,10 @@ class JobManager:
                 self.stop(name)
             elif view.live:
                 raise UserError(f"Run {name!r} is {view.state}: stop it first, then delete it.")
-            path = self.ws.run_dir(name)
-            if path.exists():
-                shutil.rmtree(path)
+            run = RunFolder(self.ws.run_dir(name))
+            with run.lock():  # refused while any process (the command line, a job) still owns it
+                if run.path.exists():
+                    shutil.rmtree(run.path)
 
     def stop_all(self) -> list[str]:
         """Ask every started job of every workspace to stop (the app is shutting down); returns their names."""
@@ -342,15 +360,24 @@ class JobManager:
     def view(self, name: str) -> JobView:
         """The run's true state: status.json, corrected by whether its process is alive."""
         run = RunFolder(self.ws.run_dir(name))
-        status, job = run.read_status(), self._job(name)
+        (status, status_problem), job = read_json_file(run.path / "status.json", STATUS_SHAPE), self._job(name)
+        config, config_problem = read_json_file(run.path / "config.json", CONFIG_SHAPE)
         state = status.get("state") or ("failed" if run.path.exists() else "missing")
         if state == "missing":
             raise UserError(f"There is no run named {name!r}.")
         if not (status.get("method") or job.get("method")):  # started from the command line: only config.json says
-            status = {**_read_json(run.path / "config.json"), **status}
+            status = {**config, **status}
         view = JobView(name, state, method=status.get("method") or job.get("method"), dataset=status.get("dataset") or job.get("dataset"),
                        step=int(status.get("step") or 0), total=status.get("total"), it_per_s=status.get("it_per_s"),
-                       eta_s=status.get("eta_s"), error=status.get("error"), has_checkpoint=run.has_checkpoint())
+                       eta_s=status.get("eta_s"), error=status.get("error"), has_checkpoint=run.has_checkpoint(),
+                       warning=status.get("warning"))
+        if config_problem:  # nothing can resume it: say so, and what to do
+            view.state, view.has_checkpoint = "failed", False
+            view.error = f"this run is damaged ({config_problem}): delete it."
+            return view
+        if status_problem:  # the next job rewrites status.json: a checkpoint can still be continued
+            view.error = f"this run's {status_problem}" + ("." if view.can_continue else ": delete it.")
+            return view
         if state == "queued":
             if run.path in self._slot.queue:
                 view.position = self._slot.queue.index(run.path) + 1
@@ -418,6 +445,10 @@ class JobManager:
     def _launch(self, name: str) -> None:
         run = RunFolder(self.ws.run_dir(name))
         job = self._job(name)
+        if not job.get("method"):  # deleted from the command line while it waited, or its job.json is damaged
+            if run.path.exists():
+                run.write_status("failed", error="its job.json is missing or damaged, so it could not start: delete it.")
+            return
         request = JobRequest(**{k: v for k, v in job.items() if k in JobRequest.__dataclass_fields__})
         shown = " ".join(request.command()).replace(str(self.ws.root), "$WORKSPACE")  # a shared studio's folders stay private
         run.log(f"job started: python -m studio {shown}")
@@ -435,7 +466,7 @@ class JobManager:
         """A job's process is gone; if it did not record an end itself, record that it failed and why."""
         run = RunFolder(self.ws.run_dir(name))
         status = run.read_status()
-        if status.get("state") not in LIVE or not run.path.exists():
+        if status.get("state") not in LIVE or not run.path.exists() or run.held_by():  # a holder writes its own end
             return
         if status.get("state") == "queued" and self._job(name).get("stop_requested"):  # stopped before its handler was installed: what the user asked for
             run.log("stopped before training began")
@@ -468,7 +499,8 @@ class JobManager:
         return [p.name for p in self.ws.runs.iterdir() if (p / "status.json").exists() or (p / "config.json").exists()]
 
     def _job(self, name: str) -> dict:
-        return _read_json(self.ws.run_dir(name) / "job.json")
+        """job.json, or {} when it is missing or of the wrong shape."""
+        return read_json_file(self.ws.run_dir(name) / "job.json", JOB_SHAPE)[0]
 
     @staticmethod
     def _output_tail(run: RunFolder, lines: int) -> str:

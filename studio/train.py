@@ -6,7 +6,9 @@ around it and writes the run folder (studio/run.py) that the CLI, the UI and tes
 
 from __future__ import annotations
 
+import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Protocol
 
@@ -63,6 +65,8 @@ def resume(run: RunFolder, method: TrainingMethod) -> int:
     run.truncate_metrics(step)
     run.truncate_snapshots(step)
     run.log(f"resumed from step {step}")
+    if ckpt.warning:  # said on the run's status line too, for the rest of this job
+        run.write_status(run.read_status().get("state") or "stopped", warning=ckpt.warning)
     return step
 
 
@@ -176,18 +180,33 @@ def run_training(ws: Workspace, *, method: str, run_name: str, dataset: str | No
                  device: str = "auto", resume_run: bool = False, should_stop: Callable[[], bool] = lambda: False,
                  on_progress: ProgressFn | None = None, on_start: Callable[[int], None] | None = None,
                  max_steps: int | None = None, deadline: float | None = None, owner_pid: int | None = None,
-                 continuing: bool = False) -> str:
+                 continuing: bool = False, restart: bool = False) -> str:
     """Start a new run (or resume one) of `method` on a dataset; the same path for the CLI, the UI's jobs and tests.
 
-    max_steps / deadline make this call one chunk of the run (see train()); owner_pid is the process recorded
-    in status.json as the run's owner when it is not this one; `continuing` marks a later chunk of one job, where a
-    stop asked since the job began must still end it (a fresh start clears an old STOP file instead).
+    The run is owned (RunFolder.lock) for the whole call, so a second trainer of it is refused; with owner_pid, the
+    process recorded in status.json as the run's owner when it is not this one, that owner holds the lock instead (a
+    ZeroGPU job, see studio/zerogpu.py). max_steps / deadline make this call one chunk of the run (see train());
+    `continuing` marks a later chunk of one job, where a stop asked since the job began must still end it (a fresh start
+    clears an old STOP file instead). `restart` starts a new run under the name of one that exists, deleting it first.
     """
+    run = RunFolder(ws.run_dir(run_name), pid=owner_pid)
+    with nullcontext() if owner_pid is not None else run.lock():
+        return _run_training(ws, run, method=method, dataset=dataset, cfg=cfg, loop=loop, device=device,
+                             resume_run=resume_run, should_stop=should_stop, on_progress=on_progress, on_start=on_start,
+                             max_steps=max_steps, deadline=deadline, continuing=continuing, restart=restart)
+
+
+def _run_training(ws: Workspace, run: RunFolder, *, method: str, dataset: str | None, cfg: Any | None, loop: LoopConfig,
+                  device: str, resume_run: bool, should_stop: Callable[[], bool], on_progress: ProgressFn | None,
+                  on_start: Callable[[int], None] | None, max_steps: int | None, deadline: float | None,
+                  continuing: bool, restart: bool) -> str:
     from studio.data.dataset import Dataset
     from studio.methods import method_module
 
     module = method_module(method)
-    run = RunFolder(ws.run_dir(run_name), pid=owner_pid)
+    run_name = run.name
+    if resume_run and restart:
+        raise UserError("Choose --resume (go on from the last checkpoint) or --restart (start over), not both.")
     if resume_run:
         saved = run.read_config()
         if saved["method"] != method:
@@ -196,21 +215,31 @@ def run_training(ws: Workspace, *, method: str, run_name: str, dataset: str | No
             raise UserError(f"Run {run_name!r} trains on dataset {saved['dataset']!r}; leave out --dataset to resume it.")
         cfg = module.CONFIG.from_dict(saved["config"])
         dataset = saved["dataset"]
-    elif run.exists():
-        raise UserError(f"Run {run_name!r} already exists: use --resume to continue it, or choose another run name.")
+    elif run.exists() and not restart:
+        if not run.has_checkpoint():
+            raise UserError(f"Run {run_name!r} already exists but has no checkpoint to resume from: start it over with "
+                            f"--restart, delete it (python -m studio run delete {run_name}), or choose another run name.")
+        raise UserError(f"Run {run_name!r} already exists: use --resume to continue it, --restart to start it over "
+                        "(deleting what it made), or choose another run name.")
     ds = Dataset.open(ws, dataset)
-    if resume_run and ds.fingerprint() != saved["dataset_fingerprint"]:
+    if resume_run and ds.fingerprint() != saved.get("dataset_fingerprint"):
         raise UserError(f"Dataset {dataset!r} changed since run {run_name!r} started (images or labels differ); "
                         "start a new run to train on it.")
     dev = resolve_device(device)
     config = {"method": method, "dataset": ds.name, "dataset_fingerprint": ds.fingerprint(), "config": asdict(cfg),
-              "loop": asdict(loop), "device": str(dev), "created": saved["created"] if resume_run else time.time()}
+              "loop": asdict(loop), "device": str(dev), "created": saved.get("created") if resume_run else time.time()}
     # Build before writing anything: missing weights or too few images must not leave a half-made run behind.
     trainer = module.build_trainer(cfg, ds, device=dev, ws=ws, meta={"run": run_name, "dataset": ds.name,
                                                                      "dataset_fingerprint": ds.fingerprint()})
+    if restart and run.path.exists():
+        shutil.rmtree(run.path)
+    run.remove_temp_files()
     run.write_config(config)
-    if run.stop_file.exists() and not continuing:
-        run.stop_file.unlink()  # a stop asked of an earlier process must not end this one
+    if not continuing:
+        if run.stop_file.exists():
+            run.stop_file.unlink()  # a stop asked of an earlier process must not end this one
+        if run.read_status().get("warning"):  # about an earlier job's resume
+            run.write_status(run.read_status().get("state") or "stopped", warning=None)
     start = resume(run, trainer) if resume_run else 0
     if on_start:
         on_start(start)

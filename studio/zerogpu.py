@@ -115,7 +115,8 @@ def train_chunk(workspace_root: str, request: dict, steps: int, *, first: bool =
     `request` is a studio.jobs.JobRequest as a dict (method, run, dataset, resume, config, loop, device). The first
     chunk starts the run (or resumes it, for a Continue); later ones (first=False) resume it and keep a stop asked
     meanwhile. The chunk ends early, at a checkpoint, when its GPU time (budget_s) would run out. owner_pid goes into
-    status.json as the run's owner (the app's process, which outlives the worker). Returns {"state", "step",
+    status.json as the run's owner (the app's process, which outlives the worker and holds the run's lock: see
+    run_in_chunks); without it, this call takes the lock itself. Returns {"state", "step",
     "error", "load_s"}: state "running" means this chunk ended and the run goes on. Errors come back as a
     sentence, not raised: across ZeroGPU's process boundary only an exception's class name would survive.
     """
@@ -158,22 +159,23 @@ def run_in_chunks(ws: Workspace, request: dict, *, chunk_steps: int = CHUNK_STEP
         raise ValueError("chunk_steps must be at least 1")
     run = RunFolder(ws.run_dir(request["run"]))
     load_s, first = LOAD_SECONDS, True
-    while True:
-        budget = chunk_seconds(run.read_status().get("it_per_s"), chunk_steps, load_s)
-        with _stop_watch(run, should_stop):
-            try:
-                result = train_chunk(str(ws.root), request, chunk_steps, first=first, budget_s=budget,
-                                     owner_pid=os.getpid())
-            except Exception as exc:  # the GPU call itself: no GPU free, quota used up, the worker cut off at its limit
-                _record_failure(run, exc, gpu_call=True)
-                return "failed"
-        if result["state"] != "running":
-            return result["state"]
-        load_s, first = result.get("load_s") or load_s, False
-        if should_stop() or run.stop_file.exists():
-            run.log(f"stopped at step {result['step']}, between GPU chunks")
-            run.write_status("stopped", step=result["step"], between_chunks=False, eta_s=None)
-            return "stopped"
+    with run.lock():  # this process owns the run for the whole job; the chunks (owner_pid) train under its lock
+        while True:
+            budget = chunk_seconds(run.read_status().get("it_per_s"), chunk_steps, load_s)
+            with _stop_watch(run, should_stop):
+                try:
+                    result = train_chunk(str(ws.root), request, chunk_steps, first=first, budget_s=budget,
+                                         owner_pid=os.getpid())
+                except Exception as exc:  # the GPU call itself: no GPU free, quota used up, the worker cut off at its limit
+                    _record_failure(run, exc, gpu_call=True)
+                    return "failed"
+            if result["state"] != "running":
+                return result["state"]
+            load_s, first = result.get("load_s") or load_s, False
+            if should_stop() or run.stop_file.exists():
+                run.log(f"stopped at step {result['step']}, between GPU chunks")
+                run.write_status("stopped", step=result["step"], between_chunks=False, eta_s=None)
+                return "stopped"
 
 
 @contextmanager
@@ -262,7 +264,7 @@ def blend(workspace_root: str, request: dict, *, budget_s: float | None = None) 
 def run_blend_job(ws: Workspace, request: dict, *, should_stop: Callable[[], bool] = lambda: False) -> dict:
     """A blend job from the app's process: one GPU call of `blend`, stoppable by should_stop() or its STOP file."""
     run = RunFolder(ws.run_dir(request["run"]))
-    with _stop_watch(run, should_stop):
+    with run.lock(), _stop_watch(run, should_stop):
         try:
             return blend(str(ws.root), request, budget_s=blend_seconds(request.get("config") or {}))
         except Exception as exc:  # the GPU call itself failed

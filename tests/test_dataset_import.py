@@ -824,3 +824,50 @@ def test_empty_dataset_takes_new_crop_settings(workspace, make_image):
     ds, report = run_import(workspace, make_image("a.png"), settings=CropSettings(size=64))
     assert report.imported == ["a.png"] and ds.settings.size == 64
     assert Image.open(ds.image_path(ds.images[0])).size == (64, 64)
+
+
+# -- a manifest of the wrong shape marks that one dataset as damaged; the others keep working -------------
+GOOD_CROP = {"size": 64, "crop": "center", "patches": 4, "patch_layout": "tiled"}
+GOOD_IMAGE = {"id": "ab12", "label": "x", "source": "a.png", "original": "originals/ab12cd34.png", "sha256": "ab12cd34ef",
+              "phash": "00ff00ff00ff00ff", "file": "images/ab12.png", "box": [0, 0, 1, 1], "patch": None}
+BAD_MANIFESTS = {
+    "list": ([1, 2], "it is not a JSON object"),
+    "images-number": ({"name": "bad", "crop": GOOD_CROP, "images": 5}, "images is not a list"),
+    "no-name": ({"crop": GOOD_CROP, "images": []}, "name is missing"),
+    "crop-size-text": ({"name": "bad", "crop": {**GOOD_CROP, "size": "big"}, "images": []}, "crop.size is not a whole number"),
+    "crop-out-of-range": ({"name": "bad", "crop": {**GOOD_CROP, "size": 8}, "images": []}, "Image size 8 is out of range"),
+    "entry-not-object": ({"name": "bad", "crop": GOOD_CROP, "images": ["a.png"]}, "images[0] is not an object"),
+    "label-number": ({"name": "bad", "crop": GOOD_CROP, "images": [{**GOOD_IMAGE, "label": 3}]}, "images[0].label is not text"),
+    "file-escapes": ({"name": "bad", "crop": GOOD_CROP, "images": [{**GOOD_IMAGE, "file": "../../secret"}]}, "outside images/"),
+    "truncated": ('{"name": "bad", "crop": {', "Expecting"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_MANIFESTS)
+def test_a_damaged_manifest_marks_one_dataset_and_the_cli_keeps_working(capsys, tmp_path, case):
+    manifest, why = BAD_MANIFESTS[case]
+    ws = Workspace.resolve(tmp_path / "ws")
+    from studio.data.dataset import create_demo_dataset
+
+    create_demo_dataset(ws, "good", per_class=1, size=64)
+    (ws.datasets / "bad").mkdir()
+    (ws.datasets / "bad" / MANIFEST).write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
+    with pytest.raises(UserError, match=re.escape(why)):
+        Dataset.open(ws, "bad")
+    argv = ["--workspace", ws.root, "dataset"]
+
+    rc, out, err = cli(capsys, *argv, "list")
+    assert rc == 0 and err == "" and "Traceback" not in out
+    bad_line, good_line = out.splitlines()
+    assert bad_line.startswith("bad ") and "is damaged" in bad_line and why in bad_line and "delete the folder" in bad_line
+    assert good_line.startswith("good ") and "3 images" in good_line
+
+    rc, out, _ = cli(capsys, *argv, "list", "--json")
+    bad, good = json.loads(out)["datasets"]
+    assert rc == 0 and bad["dataset"] == "bad" and "is damaged" in bad["error"] and good["images"] == 3
+
+    for action in (["show", "bad"], ["show", "bad", "--json"], ["export", "bad", tmp_path / "x.zip"]):
+        rc, out, err = cli(capsys, *argv, *action)
+        assert rc == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
+        assert err.startswith("error: The dataset.json of dataset 'bad' is damaged (") and why in err
+    assert cli(capsys, *argv, "show", "good")[0] == 0

@@ -87,7 +87,7 @@ def test_collapsed_sampler_has_no_diversity_and_low_recall(demo):
     one_each = {c: pool[:1] for c, pool in demo[2].items()}
     r = evaluate(demo, PoolSampler(one_each))
     assert r["diversity"]["mean_ratio"] < 0.2 and r["diversity"]["mean_pixel_ratio"] < 0.2
-    assert r["recall"]["mean"] < 0.2 and r["coverage"]["mean"] < 0.2
+    assert r["recall"]["mean"] < 0.2 and r["coverage"]["mean"] <= 0.2  # one sample can sit in one ball of each class
 
 
 def test_noise_has_low_precision(demo):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import running_app
+from test_shared_studio import outside_workspace
 
 pytestmark = pytest.mark.browser
 
@@ -23,15 +24,19 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SHOTS = Path(os.environ.get("STUDIO_SCREENSHOTS", Path(__file__).resolve().parents[1] / "tests" / "screenshots"))
 
 
-def test_two_browsers_have_their_own_workspaces(tmp_path):
+def test_two_browsers_have_their_own_workspaces():
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail("Chromium is missing: .ci/run installs it (apt-get install chromium).")
         pytest.skip("Chromium is not installed (apt-get install chromium) — browser tests skipped.")
+    with outside_workspace() as workspace:  # where a Space keeps it (/data/workspace): not under the working or temp dir
+        _two_browsers(workspace)
+
+
+def _two_browsers(workspace: Path) -> None:
     from gradio_client import Client
     from playwright.sync_api import expect, sync_playwright
 
-    workspace = tmp_path / "ws"
     with running_app(workspace, "--multi-user") as (url, _), sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
         alice = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()  # contexts: separate localStorage

@@ -89,3 +89,44 @@ def test_runs_started_from_the_command_line_show_their_method(ws):
                  "--g-ch", "8", "--d-ch", "8", "--batch", "4", "--device", "cpu"]) == 0
     view = JobManager(ws, background=False).view("cli-run")
     assert (view.method, view.dataset, view.state) == ("cgan", "demo", "finished")
+
+
+def test_a_damaged_dataset_is_left_out_of_the_train_form_and_shown_on_the_dataset_tab(ws):
+    from studio.ui import dataset_tab
+
+    (ws.datasets / "aaa").mkdir()
+    (ws.datasets / "aaa" / "dataset.json").write_text('{"images": 5}')
+    assert train_tab.dataset_choices(ws) == ["demo"] and train_tab.default_form(ws)["dataset"] == "demo"
+    items, ids, note, _ = dataset_tab.dataset_view(ws, "aaa")
+    assert items == [] and "dataset.json of dataset 'aaa' is damaged (name is missing)" in note
+    assert len(dataset_tab.dataset_view(ws, "demo")[0]) == 12
+    assert dataset_tab.dataset_view(ws, "new-name")[2].startswith("No dataset selected")
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("cgan_batch", "abc", "Batch (cgan_batch) must be a whole number of at least 2, not 'abc'."),
+    ("cgan_batch", float("inf"), "Batch (cgan_batch) must be a whole number of at least 2, not inf."),
+    ("cgan_batch", 1, "Batch (cgan_batch) must be a whole number of at least 2, not 1."),
+    ("iters", 2.5, "Steps (iters) must be a whole number of at least 1, not 2.5."),
+    ("lr_g", float("nan"), "Generator lr (lr_g) must be a number of at least 0, not nan."),
+    ("lr_d", 0, "Discriminator lr (lr_d) cannot be 0: Batch size and learning rates must be positive."),
+    ("bsa_batch", True, "Batch (bsa_batch) must be a whole number of at least 1, not True."),
+    ("resolution", 48, "Resolution (resolution) cannot be 48: Resolution 48 is not offered"),
+    ("adapt", "all", "What adapts (adapt) cannot be 'all': Unknown adaptation 'all'"),
+    ("augment", ["flip"], "DiffAugment (augment) must be a list of color, translation, cutout, not ['flip']."),
+    ("model", "tiny", "BigGAN-deep (model) must be one of biggan-deep-128, biggan-deep-256, biggan-deep-512, not 'tiny'."),
+    ("device", "tpu", "Device (device) must be one of auto, cpu"),
+    ("transfer_from", "gone", "Transfer from run (transfer_from) must be one of earlier, not 'gone'."),
+])
+def test_each_settings_value_is_checked_and_named(ws, tmp_path, key, value, message):
+    import json
+
+    path = train_tab.save_settings(ws, train_tab.default_form(ws))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**json.loads(path.read_text()), key: value}))  # inf and nan as JSON's Infinity and NaN
+    with pytest.raises(UserError) as caught:
+        train_tab.read_settings(bad, runs=["earlier"])
+    assert str(caught.value).startswith(message)
+    assert train_tab.read_settings(path, runs=["earlier"])["cgan_batch"] == 32
+    with pytest.raises(UserError, match=r"\(iters\)"):
+        train_tab.save_settings(ws, {**train_tab.default_form(ws), "iters": -5})

@@ -7,6 +7,12 @@ the reason; everything within the bounds is still imported.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from studio.errors import UserError
+from studio.workspace import Workspace
+
 # -- one file ------------------------------------------------------------------------------------
 # A painting scan worth training on is a few MB; 100 MB is a generous TIFF. Zip members are held to it by their
 # declared size and, since a header can lie, by what they actually unpack to.
@@ -41,3 +47,49 @@ MAX_DATASET_IMAGES = 2000
 # visitor) sets it, from STUDIO_USER_QUOTA_GB (default 5), so that no visitor can fill the server's disk by
 # importing again and again.
 MAX_WORKSPACE_BYTES: int | None = None
+
+# -- a shared studio (all visitors together) -----------------------------------------------------
+# None on your own machine; `python app.py --multi-user` (a Space) sets them from the environment variable named.
+# New workspaces one client (IP address) may open in a minute: each is a folder and a 120-image demo dataset
+# (~19 MB, 8-16 s of CPU). STUDIO_NEW_SESSIONS_PER_MINUTE, default 10 (a classroom behind one address still fits);
+# 0: no bound.
+MAX_NEW_SESSIONS_PER_MINUTE: int | None = None
+# Bytes all visitors' workspaces (datasets, runs, exports) may hold before new visitors are turned away, until the
+# cleanup below makes room. STUDIO_USERS_QUOTA_GB, default 50.
+MAX_USERS_BYTES: int | None = None
+# A browser's workspace that no page has opened for this long, with no live job, is deleted (a logged-in user's
+# never is). STUDIO_FORGET_AFTER_DAYS, default 14; 0 keeps them all.
+FORGET_AFTER_S: float | None = None
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes the files under `folder` hold (0 if it does not exist; a file deleted meanwhile counts 0)."""
+    total = 0
+    for parent, _, files in os.walk(folder):  # a folder that vanishes meanwhile is skipped
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(parent, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def demo_bytes(images: int, size: int) -> int:
+    """What a demo dataset of `images` paintings at `size` px takes on disk, rounded up (measured: 19 MB for 120 at 256)."""
+    return images * (3 * size * size + 8192)
+
+
+def check_room(ws: Workspace, adding: int, what: str) -> None:
+    """Refuse, with a sentence, `adding` bytes of datasets that would take `ws` past MAX_WORKSPACE_BYTES."""
+    quota = MAX_WORKSPACE_BYTES
+    if quota is None:
+        return
+    held = folder_bytes(ws.datasets)
+    if held + adding > quota:
+        raise UserError(f"There is no room for {what}: it needs about {_mb(adding)}, and your datasets already hold "
+                        f"{_mb(held)} of the {_mb(quota)} this shared studio keeps for each visitor; "
+                        "delete a dataset to make room.")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024**2:,.0f} MB" if n < 10 * 1024**3 else f"{n / 1024**3:,.1f} GB"

@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
 import gradio as gr
 
+from studio.data import limits
+from studio.data.dataset import create_demo_dataset
+from studio.errors import UserError
 from studio.jobs import JobManager
 from studio.ui import blend_tab, dataset_tab, generate_tab, train_tab
-from studio.ui.session import Sessions
-from studio.workspace import Workspace
+from studio.ui.session import PRIVATE, Sessions, private_dir
+from studio.workspace import USERS, Workspace
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 MAX_UPLOAD = "200mb"  # one upload request; a zip of 300 paintings fits
 
 
 def build_app(ws: Workspace, jobs: JobManager, *, dev: bool = False, multi_user: bool = False,
-              on_new_workspace: Callable[[Workspace], None] | None = None) -> gr.Blocks:
-    """The studio's page. With `multi_user`, every browser (or logged-in user) works in its own workspace under `ws`."""
-    sessions = Sessions(ws, jobs, multi_user=multi_user, on_new_workspace=on_new_workspace)
+              on_new_workspace: Callable[[Workspace], None] | None = None, trust_forwarded: bool = False) -> gr.Blocks:
+    """The studio's page. With `multi_user`, every browser (or logged-in user) works in its own workspace under `ws`;
+    `trust_forwarded`: the app is behind a proxy (a Space's) whose X-Forwarded-For names the visitor's address."""
+    sessions = Sessions(ws, jobs, multi_user=multi_user, on_new_workspace=on_new_workspace, trust_forwarded=trust_forwarded)
+    sessions.keep_clean()
     with gr.Blocks(title="ArtGAN Studio", analytics_enabled=False) as demo:
         gr.Markdown("# ArtGAN Studio\nMake art with GANs from a small dataset: curate, fine-tune, generate, blend."
                     + ("\n\n*Shared studio: your datasets and runs are yours alone, kept for this browser.*" if multi_user else ""),
@@ -40,18 +44,63 @@ def build_app(ws: Workspace, jobs: JobManager, *, dev: bool = False, multi_user:
     return demo
 
 
+def first_visit(ws: Workspace) -> None:
+    """A new workspace starts with the demo dataset, something to train on at once, offline, if its quota has room."""
+    try:
+        limits.check_room(ws, limits.demo_bytes(120, 256), "the demo dataset")
+    except UserError as exc:  # a shared studio's quota smaller than the demo: the workspace starts empty
+        print(f"New workspace {ws.root}: no demo dataset. {exc}", flush=True)
+        return
+    print(f"New workspace {ws.root}: creating the demo dataset (120 generated paintings in 3 classes)…", flush=True)
+    create_demo_dataset(ws, "demo")
+
+
 def launch(demo: gr.Blocks, ws: Workspace, *, host: str, port: int, share: bool, multi_user: bool = False) -> None:
+    if multi_user:
+        cache_from(ws)
     demo.queue(default_concurrency_limit=2).launch(
         server_name=host, server_port=port, share=share, allowed_paths=served_paths(ws, multi_user),
-        max_file_size=MAX_UPLOAD, css_paths=[ASSETS / "studio.css"], theme=gr.themes.Soft(),
+        blocked_paths=blocked_paths(ws), max_file_size=MAX_UPLOAD, css_paths=[ASSETS / "studio.css"], theme=gr.themes.Soft(),
     )
 
 
 def served_paths(ws: Workspace, multi_user: bool) -> list[str]:
-    """Folders anyone may fetch a file from by its path. Gradio copies what a page shows into its cache, which it
-    may do from the working or temp directory without being allowed to serve them; so a shared studio whose
-    workspace lies there serves no folder at all. Elsewhere (a Space's /data) the workspace must be allowed, and
-    the users' unguessable folder names are what keeps one from another's files."""
-    if multi_user and any(ws.root.is_relative_to(Path(d).resolve()) for d in (os.getcwd(), tempfile.gettempdir())):
-        return []
-    return [str(ws.root)]
+    """Folders anyone may fetch a file from by its path: your own workspace on your own machine; none in a shared
+    studio, which serves only the copies gradio makes in its cache of what a handler gave a page (see cache_from)."""
+    return [] if multi_user else [str(ws.root)]
+
+
+def blocked_paths(ws: Workspace) -> list[str]:
+    """Never served, whatever allowed_paths (or GRADIO_ALLOWED_PATHS) says: the server's private folder (its secret)
+    and the visitors' folders of a shared studio, in either mode (a workspace may be shared, then opened alone)."""
+    extra = [p.strip() for p in os.environ.get("GRADIO_BLOCKED_PATHS", "").split(",") if p.strip()]
+    return [str(private_dir(ws)), str(ws.root / USERS), *extra]
+
+
+_cache_roots: set[Path] = set()
+
+
+def cache_from(ws: Workspace) -> None:
+    """Let gradio copy into its cache the files a handler returns from `ws` (a visitor's gallery, previews, results).
+
+    Gradio 6 copies a returned file into its cache, from where the page fetches it by an unguessable name, only if the
+    file is under the working or temp directory or an allowed path, and allowed paths are served to anyone by path
+    too. A shared studio allows no path and blocks the visitors' folders from being served, so this widens only the
+    copy check (`gradio.processing_utils._check_allowed`) to the workspace, less its private folder. Files a
+    visitor uploads are still checked by gradio alone, and should gradio stop calling this check, the files are refused
+    (not served): the shared studio's test shows its gallery, so it would fail."""
+    from gradio import processing_utils, utils
+
+    _cache_roots.add(ws.root)
+    check = processing_utils._check_allowed
+    if getattr(check, "studio_cache_from", False):
+        return
+
+    def checked(path, check_in_upload_folder: bool):
+        if not check_in_upload_folder and any(utils.is_in_or_equal(path, root) and not utils.is_in_or_equal(path, root / PRIVATE)
+                                              for root in _cache_roots):
+            return
+        check(path, check_in_upload_folder)
+
+    checked.studio_cache_from = True
+    processing_utils._check_allowed = checked

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from studio.data import limits
 from studio.data.dataset import UNLABELED, CropSettings, Dataset, create_demo_dataset, import_into, list_datasets
 from studio.data.decode import CROP_MODES, PATCH_LAYOUTS
 from studio.data.demo import DEMO_CLASSES
@@ -43,11 +44,24 @@ def _existing(ws: Workspace, name: str | None) -> Dataset | None:
         return None
 
 
+def _damage(ws: Workspace, name: str | None) -> str | None:
+    """Why dataset `name` cannot be opened (a damaged manifest), as a sentence; None for a good, new or unsafe name."""
+    path = None
+    try:
+        path = ws.dataset_dir(name) if name else None
+        if path is not None and (path / "dataset.json").exists():
+            Dataset.open(ws, name)
+    except UserError as exc:
+        return str(exc) if path is not None else None
+    return None
+
+
 def dataset_view(ws: Workspace, name: str | None, show: str | None = ALL, ds: Dataset | None = None):
     """Gallery items, the ids behind them, class counts and the label filter, for dataset `name`."""
     ds = ds or _existing(ws, name)
     if ds is None:
-        return [], [], "No dataset selected: type a new name, or create the demo dataset.", gr.update(choices=[ALL], value=ALL)
+        note = _damage(ws, name) or "No dataset selected: type a new name, or create the demo dataset."
+        return [], [], note, gr.update(choices=[ALL], value=ALL)
     labels = list(ds.counts())
     show = show if show in labels else ALL
     shown = [img for img in ds.images if show == ALL or img["label"] == show]
@@ -147,6 +161,7 @@ def render(sessions: Sessions) -> None:
         ws = sessions.workspace(request)
         taken = lambda n: (ws.datasets / n).exists()  # noqa: E731
         target = ds_name if ds_name and _existing(ws, ds_name) is None else free_name("demo", taken)
+        limits.check_room(ws, limits.demo_bytes(120, 256), "another demo dataset")  # a shared studio's quota
         ds = create_demo_dataset(ws, target)
         return (f"Created **{target}**: {len(ds.images)} generated paintings in {len(ds.counts())} classes.", [],
                 gr.update(choices=_names(ws), value=target), *dataset_view(ws, target))

@@ -7,10 +7,11 @@ follow the truth after a failure, a reload reattaches, and a restarted app shows
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import gradio as gr
 
@@ -19,6 +20,7 @@ from studio.errors import UserError
 from studio.jobs import JobManager, JobRequest
 from studio.methods import bsa, cgan
 from studio.models.biggan import BIGGAN_NAMES, resolve_biggan
+from studio.models.cgan import RESOLUTIONS
 from studio.train import LoopConfig
 from studio.ui.common import user_errors
 from studio.ui.live import LivePanel
@@ -39,6 +41,17 @@ CONFIG_FIELDS = {
 }
 LOOP_FIELDS = ("iters", "sample_every", "checkpoint_every")
 FORM_KEYS = ("run", "dataset", "method", "preset", *CONFIG_FIELDS, *LOOP_FIELDS, "device")
+# The widgets' labels and the number fields' least values: the form is built from these, and a settings file is
+# checked against them (and against the config dataclasses' own checks).
+LABELS = {"method": "Method", "preset": "Preset", "model": "BigGAN-deep", "adapt": "What adapts", "bsa_batch": "Batch",
+          "bsa_lr": "Learning rate (latents; others scale from it)", "perceptual": "Perceptual loss",
+          "class_init": "Start class (ImageNet index)", "resolution": "Resolution (px)", "cgan_batch": "Batch",
+          "lr_g": "Generator lr", "lr_d": "Discriminator lr", "augment": "DiffAugment", "mode_seeking": "Mode seeking",
+          "g_ch": "Generator width", "d_ch": "Discriminator width", "transfer_from": "Transfer from run",
+          "iters": "Steps", "sample_every": "Preview every", "checkpoint_every": "Checkpoint every", "device": "Device"}
+MINIMUM = {"bsa_batch": 1, "bsa_lr": 0, "class_init": 0, "cgan_batch": 2, "lr_g": 0, "lr_d": 0, "mode_seeking": 0,
+           "g_ch": 4, "d_ch": 4, "iters": 1, "sample_every": 1, "checkpoint_every": 1}
+AUGMENT_CHOICES = ["color", "translation", "cutout"]
 FIRST_RUN_PRESET = "cpu-32"  # the offline demo: class-conditioned art within minutes on a CPU
 
 
@@ -53,9 +66,14 @@ def preset_values(method: str, preset: str | None) -> dict[str, Any]:
     return {**form, **{k: values[k] for k in LOOP_FIELDS}, "method": method, "preset": preset}
 
 
+def dataset_choices(ws: Workspace) -> list[str]:
+    """The datasets a run can train on: damaged ones are left out (the Dataset tab and `dataset list` show why)."""
+    return [d["dataset"] for d in list_datasets(ws) if "error" not in d]
+
+
 def default_form(ws: Workspace) -> dict[str, Any]:
     """The form a first visit shows: the demo cGAN on the demo dataset, if `ws` has one."""
-    datasets = [d["dataset"] for d in list_datasets(ws)]
+    datasets = dataset_choices(ws)
     dataset = "demo" if "demo" in datasets else (datasets[0] if datasets else None)
     return {**preset_values("bsa", "symbolic-seed"), **preset_values("cgan", FIRST_RUN_PRESET),
             "run": "", "dataset": dataset, "device": "auto"}
@@ -90,22 +108,72 @@ def _whole(value: Any, name: str) -> int:
 
 def save_settings(ws: Workspace, form: dict[str, Any]) -> Path:
     """The form's settings (not the run name or dataset) as a JSON file under exports/settings/."""
-    settings = {k: v for k, v in form.items() if k not in ("run", "dataset")}
+    settings = check_settings({k: v for k, v in form.items() if k not in ("run", "dataset")}, dev=True)
     path = ws.exports / "settings" / f"{settings['method']}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, settings)
     return path
 
 
-def read_settings(path: Path) -> dict[str, Any]:
-    """Form values from a settings file; anything that is not a form field is ignored."""
+def read_settings(path: Path, *, dev: bool = False, runs: list[str] | None = None) -> dict[str, Any]:
+    """Form values from a settings file, each checked (see check_settings); anything not a form field is ignored."""
     try:
         values = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path.name} is not a settings file saved by the studio ({exc}).") from None
     if not isinstance(values, dict) or values.get("method") not in METHODS:
         raise UserError(f"{path.name} is not a settings file saved by the studio: it names no training method.")
-    return {k: v for k, v in values.items() if k in FORM_KEYS and k not in ("run", "dataset")}
+    return check_settings({k: v for k, v in values.items() if k in FORM_KEYS and k not in ("run", "dataset")},
+                          dev=dev, runs=runs)
+
+
+def check_settings(values: dict[str, Any], *, dev: bool = False, runs: list[str] | None = None) -> dict[str, Any]:
+    """`values` with each field checked by type and range, or a UserError naming the first bad field.
+
+    Types come from the config dataclasses, least values from MINIMUM (the widgets' bounds), choices from
+    the widgets' own lists, and every config field also passes its dataclass's checks. `runs`: the cGAN
+    runs a transfer may start from (None: any name).
+    """
+    choices: dict[str, list] = {
+        "method": list(METHODS), "preset": [None, *METHODS[values.get("method", "cgan")].PRESETS],
+        "model": [*BIGGAN_NAMES, *(["tiny"] if dev else [])], "perceptual": _perceptual_choices(dev),
+        "device": _device_choices(), **({"transfer_from": ["", None, *runs]} if runs is not None else {})}
+    out = dict(values)
+    for key, value in values.items():
+        name = f"{LABELS[key].split(' (')[0]} ({key})"  # "Resolution (resolution)", not "Resolution (px) (resolution)"
+        if key in choices and value not in choices[key]:
+            shown = ", ".join(str(c) for c in choices[key] if c not in (None, ""))
+            raise UserError(f"{name} must be {'one of ' + shown if shown else 'empty'}, not {value!r}.")
+        if key == "augment" and not (isinstance(value, list) and all(v in AUGMENT_CHOICES for v in value)):
+            raise UserError(f"{name} must be a list of {', '.join(AUGMENT_CHOICES)}, not {value!r}.")
+        kind = _field_type(key)
+        if key in MINIMUM and not (value is None and key == "class_init"):  # None: "empty" for an optional number
+            whole = kind is int
+            number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not number or (whole and value != int(value)) or value < MINIMUM[key]:
+                what = "a whole number" if whole else "a number"
+                raise UserError(f"{name} must be {what} of at least {MINIMUM[key]}, not {value!r}.")
+            out[key] = int(value) if whole else value
+        elif kind is str and key not in (*choices, "augment") and not isinstance(value, (str, type(None))):
+            raise UserError(f"{name} must be text, not {value!r}.")
+        if key in CONFIG_FIELDS:
+            method, field = CONFIG_FIELDS[key]
+            try:
+                METHODS[method].CONFIG(**{field: ",".join(value) if key == "augment" else out[key]})
+            except UserError as exc:
+                raise UserError(f"{name} cannot be {value!r}: {exc}") from None
+    return out
+
+
+def _field_type(key: str) -> type | None:
+    """int, float or str: the type of the config (or loop) field behind form field `key`; None for the others."""
+    if key in LOOP_FIELDS:
+        return get_type_hints(LoopConfig)[key]
+    if key not in CONFIG_FIELDS:
+        return None
+    method, field = CONFIG_FIELDS[key]
+    hint = get_type_hints(METHODS[method].CONFIG)[field]
+    return next((t for t in (int, float, str) if hint is t or t in getattr(hint, "__args__", ())), None)
 
 
 def model_choices(dev: bool) -> list[tuple[str, str]]:
@@ -124,53 +192,55 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
     """Build the tab in the current Blocks context and wire its events (a page fills in its workspace's values on load)."""
     built = sessions.at_build()
     start = default_form(built.ws)
+
+    def number(key: str, value: Any = ..., **kwargs) -> gr.Number:
+        return gr.Number(start[key] if value is ... else value, label=LABELS[key], minimum=MINIMUM[key],
+                         precision=0 if _field_type(key) is int else None, **kwargs)
     with gr.Row():
         with gr.Column(scale=2):
             gr.Markdown("### New training run")
             run_name = gr.Textbox(label="Run name", placeholder="empty: <dataset>-<method>", elem_id="train-run-name",
                                   info="A folder under runs/; letters, digits, '.', '_' and '-'.")
-            dataset = gr.Dropdown([d["dataset"] for d in list_datasets(built.ws)], value=start["dataset"], label="Dataset",
+            dataset = gr.Dropdown(dataset_choices(built.ws), value=start["dataset"], label="Dataset",
                                   elem_id="train-dataset")
-            method = gr.Radio(METHOD_CHOICES, value=start["method"], label="Method", elem_id="train-method")
-            preset = gr.Dropdown(_preset_choices(start["method"]), value=start["preset"], label="Preset",
+            method = gr.Radio(METHOD_CHOICES, value=start["method"], label=LABELS["method"], elem_id="train-method")
+            preset = gr.Dropdown(_preset_choices(start["method"]), value=start["preset"], label=LABELS["preset"],
                                  info="Fills the settings below with a tested recipe.", elem_id="train-preset")
             with gr.Group(visible=start["method"] == "bsa") as bsa_group:
-                model = gr.Dropdown(model_choices(dev), value=start["model"], label="BigGAN-deep",
+                model = gr.Dropdown(model_choices(dev), value=start["model"], label=LABELS["model"],
                                     info="Pretrained generator to adapt; the label says where its weights come from.",
                                     elem_id="train-model")
-                adapt = gr.Radio(list(bsa.ADAPT_MODES), value=start["adapt"], label="What adapts",
+                adapt = gr.Radio(list(bsa.ADAPT_MODES), value=start["adapt"], label=LABELS["adapt"],
                                  info="hyper-bn: the reference recipe; scale-shift: per-channel γ/β on every batch norm")
                 with gr.Row():
-                    bsa_batch = gr.Number(start["bsa_batch"], label="Batch", precision=0, minimum=1)
-                    bsa_lr = gr.Number(start["bsa_lr"], label="Learning rate (latents; others scale from it)", minimum=0)
+                    bsa_batch = number("bsa_batch")
+                    bsa_lr = number("bsa_lr")
                 with gr.Row():
-                    perceptual = gr.Dropdown(["vgg16", "none", *(["tiny"] if dev else [])], value=start["perceptual"],
-                                             label="Perceptual loss", info="VGG16 features (downloads 528 MB once)")
-                    class_init = gr.Number(None, label="Start class (ImageNet index)", precision=0,
-                                           info="empty: the mean of all ImageNet classes")
+                    perceptual = gr.Dropdown(_perceptual_choices(dev), value=start["perceptual"],
+                                             label=LABELS["perceptual"], info="VGG16 features (downloads 528 MB once)")
+                    class_init = number("class_init", None, info="empty: the mean of all ImageNet classes")
             with gr.Group(visible=start["method"] == "cgan") as cgan_group:
                 with gr.Row():
-                    resolution = gr.Dropdown([32, 64, 128], value=start["resolution"], label="Resolution (px)",
+                    resolution = gr.Dropdown(list(RESOLUTIONS), value=start["resolution"], label=LABELS["resolution"],
                                              info="32 trains in minutes on a CPU; 64/128 want a GPU")
-                    cgan_batch = gr.Number(start["cgan_batch"], label="Batch", precision=0, minimum=2)
+                    cgan_batch = number("cgan_batch")
                 with gr.Row():
-                    lr_g = gr.Number(start["lr_g"], label="Generator lr", minimum=0)
-                    lr_d = gr.Number(start["lr_d"], label="Discriminator lr", minimum=0)
-                    mode_seeking = gr.Number(start["mode_seeking"], label="Mode seeking", minimum=0,
-                                             info="rewards different images for different latents; guards against collapse")
-                augment = gr.CheckboxGroup(["color", "translation", "cutout"], value=start["augment"], label="DiffAugment",
+                    lr_g = number("lr_g")
+                    lr_d = number("lr_d")
+                    mode_seeking = number("mode_seeking",
+                                          info="rewards different images for different latents; guards against collapse")
+                augment = gr.CheckboxGroup(AUGMENT_CHOICES, value=start["augment"], label=LABELS["augment"],
                                            info="keeps the discriminator from memorising a small dataset")
                 with gr.Row():
-                    g_ch = gr.Number(start["g_ch"], label="Generator width", precision=0, minimum=4)
-                    d_ch = gr.Number(start["d_ch"], label="Discriminator width", precision=0, minimum=4)
-                    transfer_from = gr.Dropdown(["", *_cgan_runs(built)], value="", label="Transfer from run",
+                    g_ch = number("g_ch")
+                    d_ch = number("d_ch")
+                    transfer_from = gr.Dropdown(["", *_cgan_runs(built)], value="", label=LABELS["transfer_from"],
                                                 info="start from an earlier cGAN run's generator (same resolution and widths)")
             with gr.Row():
-                iters = gr.Number(start["iters"], label="Steps", precision=0, minimum=1, elem_id="train-iters")
-                sample_every = gr.Number(start["sample_every"], label="Preview every", precision=0, minimum=1,
-                                         elem_id="train-sample-every")
-                checkpoint_every = gr.Number(start["checkpoint_every"], label="Checkpoint every", precision=0, minimum=1)
-                device = gr.Dropdown(_device_choices(), value="auto", label="Device")
+                iters = number("iters", elem_id="train-iters")
+                sample_every = number("sample_every", elem_id="train-sample-every")
+                checkpoint_every = number("checkpoint_every")
+                device = gr.Dropdown(_device_choices(), value="auto", label=LABELS["device"])
             start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
             with gr.Accordion("Presets as JSON", open=False):
                 gr.Markdown("Save these settings to a file, or load a file saved before.")
@@ -234,8 +304,8 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
     save_btn.click(user_errors(on_save), inputs, [preset_file])
 
     @user_errors
-    def on_load(file):
-        values = read_settings(Path(file))
+    def on_load(file, request: gr.Request):
+        values = read_settings(Path(file), dev=dev, runs=_cgan_runs(sessions.jobs(request)))
         return *_fill(values), gr.update(visible=values["method"] == "bsa"), gr.update(visible=values["method"] == "cgan")
 
     load_btn.upload(on_load, [load_btn], [*inputs, bsa_group, cgan_group])
@@ -246,7 +316,7 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
     @user_errors
     def on_load_page(saved: dict | None, request: gr.Request):
         ws, jobs = sessions.workspace(request), sessions.jobs(request)
-        datasets = [d["dataset"] for d in list_datasets(ws)]
+        datasets = dataset_choices(ws)
         values = {**default_form(ws), **{k: v for k, v in (saved or {}).items() if k in FORM_KEYS}}
         if values.get("dataset") not in datasets:
             values["dataset"] = default_form(ws)["dataset"]
@@ -262,7 +332,7 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
 
     @user_errors
     def on_dataset_focus(request: gr.Request):
-        return gr.update(choices=[d["dataset"] for d in list_datasets(sessions.workspace(request))])
+        return gr.update(choices=dataset_choices(sessions.workspace(request)))
 
     dataset.focus(on_dataset_focus, None, [dataset])
 
@@ -270,6 +340,10 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
 def _preset_choices(method: str) -> list[tuple[str, str]]:
     module = METHODS[method]
     return [(module.PRESET_TITLES.get(name, name), name) for name in module.PRESETS]
+
+
+def _perceptual_choices(dev: bool) -> list[str]:
+    return ["vgg16", "none", *(["tiny"] if dev else [])]
 
 
 def _cgan_runs(jobs: JobManager) -> list[str]:
