@@ -1,6 +1,7 @@
-"""Benchmark: cGAN training steps per second at 32/64/128 px (one D step + one G step + EMA), table + JSON.
+"""Benchmark: cGAN training steps per second per resolution (one D step + one G step + EMA), table + JSON.
 
-    python bench/cgan_step.py [--resolution 32 64 128] [--batch 32] [--steps 10] [--device cpu]
+    python bench/cgan_step.py [--arch light] [--resolution 32 64 128] [--batch 32] [--steps 10] [--device cpu]
+    python bench/cgan_step.py --arch fastgan --resolution 32 64 128 256 512 1024 --batch 8 --g-ch 64 --d-ch 64
 
 Not a test: numbers depend on the machine and on what else runs on it.
 """
@@ -22,20 +23,25 @@ from timing import flops_per_call, matmul_peak_tflops, peak_memory_mb, time_step
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--arch", default=CGANConfig().arch, help="light or fastgan")
     p.add_argument("--resolution", type=int, nargs="+", default=[32, 64, 128])
+    p.add_argument("--g-ch", type=int, default=CGANConfig().g_ch)
+    p.add_argument("--d-ch", type=int, default=CGANConfig().d_ch)
     p.add_argument("--batch", type=int, default=CGANConfig().batch)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--layout", nargs="+", default=["contiguous", "channels_last"], help="contiguous: the plain baseline")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--out", type=Path, default=Path("bench/results/cgan_step.json"))
+    p.add_argument("--out", type=Path, help="JSON file (default bench/results/cgan_step[-ARCH].json)")
     args = p.parse_args()
+    args.out = args.out or Path(f"bench/results/cgan_step{'' if args.arch == 'light' else '-' + args.arch}.json")
 
     peak = matmul_peak_tflops(args.device)
     rows = []
     for res in args.resolution:
         for layout in args.layout:
-            images = torch.rand(120, 3, res, res) * 2 - 1
-            trainer = CGANTrainer(CGANConfig(resolution=res, batch=args.batch, layout=layout), images, torch.arange(120) % 3,
+            images = torch.rand(min(120, 8 * args.batch), 3, res, res) * 2 - 1
+            cfg = CGANConfig(arch=args.arch, resolution=res, batch=args.batch, layout=layout, g_ch=args.g_ch, d_ch=args.d_ch)
+            trainer = CGANTrainer(cfg, images, torch.arange(len(images)) % 3,
                                   ["a", "b", "c"], device=args.device)
             if args.device.startswith("cuda"):
                 torch.cuda.reset_peak_memory_stats()
@@ -50,7 +56,7 @@ def main() -> None:
             if peak:
                 row["fraction_of_peak"] = round(row["tflops"] / peak, 3)
             rows.append(row)
-    print(f"cGAN step (D + G + EMA), device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    print(f"cGAN {args.arch} step (D + G + EMA), widths {args.g_ch}/{args.d_ch}, device {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads"
           + (f", bf16 matmul peak {peak:.0f} TFLOP/s" if peak else ""))
     print(f"{'res':>4} {'layout':>14} {'batch':>5} {'s/step':>8} {'it/s':>6} {'img/s':>7} {'GFLOP':>7} {'TFLOP/s':>8} {'G params':>10}")
     for r in rows:

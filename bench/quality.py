@@ -1,0 +1,172 @@
+"""Benchmark: what a cGAN recipe makes in a fixed wall-time budget, judged on held-out images of several datasets.
+
+    python bench/quality.py [--datasets demo horizons textures posters ornaments] [--archs light fastgan]
+                            [--budget-s 300] [--per-class 40] [--threads 2] [--set KEY=VALUE …] [--out docs/quality]
+
+For each dataset family (studio/data/families.py) and architecture: paint `per-class` training images and as
+many held-out ones per class (disjoint seeds), import the training half through the studio's import pipeline,
+train `python -m studio train cgan`'s default recipe (plus --set overrides) for the budget, then measure the
+samples against the held-out half: class fidelity (a judge CNN trained on the training half), k-NN precision/recall
+and density/coverage (means over classes), KID, and the spread ratio (samples' mean pairwise distance / real
+images'), all in that judge's features, where held-out images and samples are equally unseen. The pseudo-arch
+`real` draws its "samples" from the training half: what real images score, the ceiling of each column.
+Writes a markdown table, JSON and one sample grid per cell (rows = classes) under --out.
+
+Not a test: numbers depend on the machine and on what else runs on it; the budget is wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--datasets", nargs="+", default=["demo", "horizons", "textures", "posters", "ornaments"])
+    p.add_argument("--archs", nargs="+", default=["real", "light", "fastgan"])
+    p.add_argument("--budget-s", type=float, default=300.0, help="training wall time per cell")
+    p.add_argument("--max-steps", type=int, help="also stop at this many steps (to compare recipes on a busy machine)")
+    p.add_argument("--per-class", type=int, default=40, help="training images per class (and as many held out)")
+    p.add_argument("--size", type=int, default=64, help="side of the stored images")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config or loop overrides, e.g. lecam=0.1")
+    p.add_argument("--samples", type=int, default=120, help="samples per cell, split over the classes")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("docs/quality"))
+    p.add_argument("--tag", default="", help="suffix of the output files (to keep several sweeps)")
+    args = p.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
+        for family in args.datasets:
+            for arch in args.archs:
+                row = run_cell(Path(tmp), family, arch, args)
+                rows.append(row)
+                print(format_row(row), flush=True)
+    tag = f"-{args.tag}" if args.tag else ""
+    (args.out / f"quality{tag}.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                                             "torch": torch.__version__, "rows": rows}, indent=1))
+    table = [HEADER, SEPARATOR, *(markdown_row(r) for r in rows)]
+    (args.out / f"quality{tag}.md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))
+
+
+HEADER = "| dataset | arch | steps | fidelity | precision | recall | density | coverage | KID×10³ | spread | grid |"
+SEPARATOR = "|---|---|---|---|---|---|---|---|---|---|---|"
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def run_cell(tmp: Path, family: str, arch: str, args: argparse.Namespace) -> dict:
+    import torch
+
+    from studio.data.dataset import create_demo_dataset
+    from studio.methods import load_run_sampler
+    from studio.methods.cgan import CGANConfig
+    from studio.run import RunFolder
+    from studio.train import LoopConfig, run_training, training_configs
+    from studio.workspace import Workspace
+
+    ws = Workspace.resolve(tmp / f"{family}-{arch}")
+    for split in ("train", "heldout"):
+        create_demo_dataset(ws, split, family=family, split=split, per_class=args.per_class, seed=args.seed, size=args.size)
+    if arch == "real":
+        return measure(ws, family, arch, RealSampler(ws, CGANConfig().resolution), args, steps=0, seconds=0.0, config={})
+    overrides = {"arch": arch, **parse_overrides(args.set)}
+    config_keys = {f.name for f in fields(CGANConfig)}
+    cfg, loop = training_configs(ws, "cgan", "run", config={k: v for k, v in overrides.items() if k in config_keys},
+                                 loop={"iters": args.max_steps or 10**9, "sample_every": 10**9, "checkpoint_every": 10**9,
+                                       **{k: v for k, v in overrides.items() if k in {f.name for f in fields(LoopConfig)}}})
+    end = time.monotonic() + args.budget_s
+    started = time.monotonic()
+    run_training(ws, method="cgan", run_name="run", dataset="train", cfg=cfg, loop=loop, device="cpu",
+                 should_stop=lambda: time.monotonic() > end)
+    seconds = time.monotonic() - started
+    sampler, _, ckpt = load_run_sampler(RunFolder(ws.run_dir("run")), torch.device("cpu"))
+    config = {k: v for k, v in asdict(cfg).items() if k in overrides or k in ("resolution", "batch")}
+    return measure(ws, family, arch, sampler, args, steps=int(ckpt.meta["step"]), seconds=seconds, config=config)
+
+
+class RealSampler:
+    """The training half's images as if a model made them: the scores real images get."""
+
+    def __init__(self, ws, resolution: int):
+        from studio.data.dataset import Dataset
+
+        self.images, self.labels, self.classes = Dataset.open(ws, "train").load_tensors(resolution)
+
+    def sample(self, n: int, *, label: str, seed: int = 0, **_):
+        import torch
+
+        pool = self.images[self.labels == self.classes.index(label)]
+        order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
+        return pool[order.repeat(n // len(pool) + 1)[:n]]
+
+    def grid(self, per_class: int, seed: int = 0):
+        import torch
+
+        return torch.cat([self.sample(per_class, label=c, seed=seed) for c in self.classes])
+
+
+def measure(ws, family: str, arch: str, sampler, args: argparse.Namespace, *, steps: int, seconds: float,
+            config: dict) -> dict:
+    import torch
+
+    from studio.data.augment import image_grid
+    from studio.data.dataset import Dataset
+    from studio.metrics import evaluate_sampler, sample_by_class, train_classifier
+    from studio.quality import kernel_inception_distance
+
+    resolution = sampler.grid(1)[0].shape[-1]
+    train_images, train_labels, classes = Dataset.open(ws, "train").load_tensors(resolution)
+    images, labels, _ = Dataset.open(ws, "heldout").load_tensors(resolution)
+    samples = sample_by_class(sampler, args.samples, args.seed)
+    judge = train_classifier(train_images, train_labels, len(classes), seed=args.seed)
+    report = evaluate_sampler(sampler, images, labels, classes, n=args.samples, seed=args.seed, classifier=judge,
+                              samples=samples)
+    kid, kid_err = kernel_inception_distance(judge.embed(images.float()).cpu(),
+                                             judge.embed(torch.cat(list(samples.values()))).cpu())
+    grid_path = args.out / f"{family}-{arch}{'-' + args.tag if args.tag else ''}.png"
+    image_grid(sampler.grid(8, seed=args.seed + 7).float().cpu(), nrow=8).save(grid_path)
+    return {"dataset": family, "arch": arch, "steps": steps, "train_s": round(seconds, 1), "config": config,
+            "judge_heldout_accuracy": report["classifier"]["heldout_accuracy"],
+            "fidelity": report["fidelity"]["mean"], "precision": report["precision"]["mean"],
+            "recall": report["recall"]["mean"], "density": report["density"]["mean"],
+            "coverage": report["coverage"]["mean"], "kid_x1000": round(1000 * kid, 2), "kid_err_x1000": round(1000 * kid_err, 2),
+            "spread": report["diversity"]["mean_ratio"], "per_class": {m: report[m] for m in ("fidelity", "precision", "recall")},
+            "grid": grid_path.name}
+
+
+def format_row(r: dict) -> str:
+    return (f"{r['dataset']:10} {r['arch']:8} {r['steps']:6d} steps  fidelity {r['fidelity']:.2f}  precision {r['precision']:.2f}  "
+            f"recall {r['recall']:.2f}  density {r['density']:.2f}  coverage {r['coverage']:.2f}  KID×10³ {r['kid_x1000']:.1f}  "
+            f"spread {r['spread']:.2f}")
+
+
+def markdown_row(r: dict) -> str:
+    return (f"| {r['dataset']} | {r['arch']} | {r['steps']} | {r['fidelity']:.2f} | {r['precision']:.2f} | {r['recall']:.2f} | "
+            f"{r['density']:.2f} | {r['coverage']:.2f} | {r['kid_x1000']:.1f} ± {r['kid_err_x1000']:.1f} | {r['spread']:.2f} | "
+            f"[grid]({r['grid']}) |")
+
+
+if __name__ == "__main__":
+    main()
