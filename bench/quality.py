@@ -94,7 +94,7 @@ def run_cell(tmp: Path, family: str, arch: str, args: argparse.Namespace) -> dic
     overrides = {"arch": arch, **parse_overrides(args.set)}
     config_keys = {f.name for f in fields(CGANConfig)}
     cfg, loop = training_configs(ws, "cgan", "run", config={k: v for k, v in overrides.items() if k in config_keys},
-                                 loop={"iters": args.max_steps or 10**9, "sample_every": 10**9, "checkpoint_every": 10**9,
+                                 loop={"iters": args.max_steps or 10**6, "sample_every": 10**6, "checkpoint_every": 10**6,
                                        **{k: v for k, v in overrides.items() if k in {f.name for f in fields(LoopConfig)}}})
     end = time.monotonic() + args.budget_s
     started = time.monotonic()

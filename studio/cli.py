@@ -1,9 +1,13 @@
-"""`python -m studio …`: every engine, usable headless. Errors users cause print one sentence and exit 2."""
+"""`python -m studio …`: every engine, usable headless. Errors users cause print one sentence and exit 2.
+
+`train METHOD` and `blend` build a job spec from their flags (generated from the methods' configs by
+studio.options; the methods from the studio.methods registry), `job NAME` reads one from runs/NAME/job.json,
+and all three run it with studio.jobspec.execute.
+"""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import os
@@ -27,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_command(commands.add_parser("evaluate", help="measure a run: KID/FID, memorisation, diversity, class fidelity"))
     _add_blend_command(commands.add_parser("blend", help="guide a run (or blend two BSA runs) with a CLIP text prompt"))
     _add_run_commands(commands.add_parser("run", help="manage runs").add_subparsers(dest="action", required=True))
+    p = commands.add_parser("job", help="run the job queued in runs/NAME/job.json (what the app's job processes do)")
+    p.add_argument("name", help="the run whose job.json to run")
+    p.set_defaults(func=cmd_job)
     return parser
 
 
@@ -77,8 +84,15 @@ def _add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_import)
 
-    p = sub.add_parser("demo", help="create the built-in demo dataset of generated art (abstract, geometric, islamic)")
+    from studio.data.families import FAMILIES, SPLITS
+
+    p = sub.add_parser("demo", help="create a dataset of generated art: the demo (abstract, geometric, islamic) or "
+                                    "another procedural family")
     p.add_argument("name")
+    p.add_argument("--family", choices=list(FAMILIES), default="demo",
+                   help="; ".join(f"{f}: {', '.join(c)}" for f, c in FAMILIES.items()))
+    p.add_argument("--split", choices=SPLITS, help="one of two disjoint halves (train, heldout), to judge a model on "
+                                                   "images it never saw")
     p.add_argument("--per-class", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--size", type=int, default=CropSettings().size)
@@ -144,7 +158,8 @@ def cmd_import(args: argparse.Namespace, ws: Workspace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, ws: Workspace) -> int:
-    ds = create_demo_dataset(ws, args.name, per_class=args.per_class, seed=args.seed, size=args.size)
+    ds = create_demo_dataset(ws, args.name, per_class=args.per_class, seed=args.seed, size=args.size,
+                             family=args.family, split=args.split)
     summary = ds.summary()
     print(json.dumps(summary, indent=1) if args.json else f"Demo dataset {ds.name!r}: {len(ds.images)} images: {_fmt_counts(summary['counts'])}")
     return 0
@@ -196,41 +211,29 @@ def cmd_recrop(args: argparse.Namespace, ws: Workspace) -> int:
     return 0
 
 
-def _add_config_flags(p: argparse.ArgumentParser, config_cls) -> None:
-    """One flag per config field (defaults live only in the dataclass; None here means "not given")."""
-    for f in dataclasses.fields(config_cls):
-        type_name = str(f.type)  # annotations are strings here ("int | None")
-        kind = int if type_name.startswith("int") else float if type_name.startswith("float") else str
-        p.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=None, help=f"default {f.default}")
-
-
-TRAIN_HELP = {"bsa": "Batch Statistics Adaptation of a pretrained BigGAN-deep",
-              "cgan": "a class-conditional GAN trained from the small labelled set (cArtGAN), optionally transferred"}
-
-
 def _add_train_commands(sub: argparse._SubParsersAction) -> None:
-    from studio.methods import METHODS, method_module
+    from studio.methods import training_methods
+    from studio.options import add_flags
+    from studio.train import LoopConfig
 
-    for name in METHODS:
-        module = method_module(name)
-        p = sub.add_parser(name, help=TRAIN_HELP[name])
+    for m in training_methods():
+        p = sub.add_parser(m.name, help=m.help)
         p.add_argument("--dataset", help="dataset name (not needed with --resume)")
         p.add_argument("--run", required=True, help="run name: the folder under runs/")
-        p.add_argument("--preset", choices=list(module.PRESETS),
-                       help="; ".join(f"{k}: {v}" for k, v in module.PRESET_TITLES.items()))
+        p.add_argument("--preset", choices=list(m.presets), help="; ".join(f"{k}: {v}" for k, v in m.preset_titles.items()))
         _add_loop_flags(p)
-        _add_config_flags(p, module.CONFIG)
+        add_flags(p, LoopConfig, skip=("log_every",))
+        add_flags(p, m.config)
         p.set_defaults(func=cmd_train)
 
 
 def _add_loop_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--iters", type=int, help="total steps of the run (a resumed run continues up to this)")
-    p.add_argument("--sample-every", type=int, help="preview grid every N steps (step 0 always)")
-    p.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps (and on stop)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--resume", action="store_true", help="continue the run from its latest checkpoint")
     p.add_argument("--restart", action="store_true",
                    help="start the run over under its name: what it made so far is deleted first")
+    p.add_argument("--gpus", type=int, default=1,
+                   help="train on N devices of this machine: N processes under torchrun, the batch split between them")
 
 
 def _add_sample_command(p: argparse.ArgumentParser) -> None:
@@ -267,105 +270,139 @@ def _add_evaluate_command(p: argparse.ArgumentParser) -> None:
 
 
 def _add_blend_command(p: argparse.ArgumentParser) -> None:
-    from studio.guide import GuideConfig
+    from studio.guide import BlendConfig
+    from studio.options import add_flags
 
-    d = GuideConfig(prompt="-")
-    p.add_argument("--a", required=True, help="a trained run (BSA or cGAN)")
-    p.add_argument("--b", help="a second BSA run of the same BigGAN: blend the two domains")
-    p.add_argument("--prompt", required=True, help="what the image should show; several with weights: 'a:1 | b:0.5'")
-    p.add_argument("--negative", default="", help="what it should not show (same syntax)")
-    p.add_argument("--out", required=True, help="the final image, FILE.png")
-    p.add_argument("--clip", default="ViT-B-32", help="CLIP model: ViT-B-32 (LAION-2B weights), another open_clip name, "
-                   "tiny, local-dir:FOLDER or a weights file")
-    p.add_argument("--steps", type=int, default=d.steps)
-    p.add_argument("--cutouts", type=int, default=d.cutouts, help=f"random crops CLIP sees per step (default {d.cutouts})")
-    p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--mix", default=d.mix, help="auto: the prompt decides the per-layer mix; or 0..1 (0 = all A, 1 = all B)")
-    p.add_argument("--seed", type=int, default=d.seed)
+    add_flags(p, BlendConfig)
     p.add_argument("--run", help="name of the blend's folder under runs/ (default: from the prompt)")
-    p.add_argument("--compare", action="store_true", help="also guide the unadapted base BigGAN with the same prompt and seed")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", action="store_true", help="print scores, final score, mix per layer and image path as JSON")
     p.set_defaults(func=cmd_blend)
 
 
 def cmd_blend(args: argparse.Namespace, ws: Workspace) -> int:
-    import signal
-
-    from studio.guide import blend_from_options, blend_name
+    from studio.guide import BlendConfig, blend_name
+    from studio.jobspec import JobRequest
+    from studio.options import given
 
     name = args.run or blend_name(args.prompt, lambda n: ws.run_dir(n).exists())
-    stop_requests = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop_requests.append(1))
-
-    def on_progress(step: int, total: int, losses: dict[str, float]) -> None:
-        if not args.json and (step % 10 == 0 or step == total):
-            print(f"step {step}/{total}  score {losses['score']:.4f}", file=sys.stderr)
-
-    with RunFolder(ws.run_dir(name)).lock():  # one writer per run folder
-        report = blend_from_options(ws, name, vars(args), device=args.device, should_stop=lambda: bool(stop_requests),
-                                    on_progress=on_progress)
-    out = Path(report["image"])
-    if args.json:
-        print(json.dumps(report, indent=1))
-    else:
-        mix = ", ".join(f"{n} {m:.2f}" for n, m in zip(report["mix_layers"], report["mix"]))
-        print(f"Final CLIP score {report['final_score']:.4f} (first step {report['scores'][0]:.4f}); wrote {out}")
-        if mix:
-            print(f"Mix per layer (0 = {args.a}, 1 = {args.b}): {mix}")
-        if "base" in report:
-            print(f"Base BigGAN on the same prompt and seed: {report['base']['final_score']:.4f}")
-        print(f"Frames, scores and mix: {ws.exports / 'blends' / name}")
-    return 0
+    return _run_job(ws, JobRequest("blend", name, config=given(args, BlendConfig), device=args.device), as_json=args.json)
 
 
 def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
-    import signal
+    from studio import distributed
+    from studio.jobspec import JobRequest
+    from studio.methods import method
+    from studio.options import given
+    from studio.train import LoopConfig
 
-    from tqdm import tqdm
+    if args.gpus < 1:
+        raise UserError(f"--gpus must be 1 or more, not {args.gpus}.")
+    if args.gpus > 1 and "RANK" not in os.environ:  # torchrun runs this same command once per device
+        return distributed.launch(args.argv, args.gpus)
 
-    from studio.methods import method_module
-    from studio.train import LoopConfig, run_training, training_configs
-
-    module = method_module(args.method)
     if args.resume and args.restart:
         raise UserError("Choose --resume (go on from the last checkpoint) or --restart (start over), not both.")
     if not args.resume and not args.dataset:
         raise UserError("Say which dataset to train on with --dataset NAME.")
-    cfg, loop = training_configs(ws, args.method, args.run, resume_run=args.resume, preset=args.preset,
-                                 config={f.name: getattr(args, f.name) for f in dataclasses.fields(module.CONFIG)},
-                                 loop={f.name: getattr(args, f.name, None) for f in dataclasses.fields(LoopConfig)})
+    spec = JobRequest(args.method, args.run, dataset=args.dataset, resume=args.resume, preset=args.preset,
+                      config=given(args, method(args.method).config), loop=given(args, LoopConfig), device=args.device)
+    return _run_job(ws, spec, restart=args.restart)
 
+
+def cmd_job(args: argparse.Namespace, ws: Workspace) -> int:
+    from studio.jobspec import read_spec
+
+    return _run_job(ws, read_spec(RunFolder(ws.run_dir(args.name))))
+
+
+def _run_job(ws: Workspace, spec, *, restart: bool = False, as_json: bool = False) -> int:
+    """Run a spec here (studio.jobspec.execute), stopping cleanly on Ctrl-C or SIGTERM, and say how it ended."""
+    import signal
+
+    from studio.jobspec import execute
+    from studio.methods import method
+
+    trains = method(spec.method).trains
     stop_requests = []
 
     def on_signal(signum, frame):
         if stop_requests and signum == signal.SIGINT:
             raise KeyboardInterrupt
         stop_requests.append(signum)
-        print("\nStopping after this step; saving a checkpoint (Ctrl-C again to abort without saving).", file=sys.stderr)
+        if trains:
+            print("\nStopping after this step; saving a checkpoint (Ctrl-C again to abort without saving).", file=sys.stderr)
 
-    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # main() puts the previous handlers back
     signal.signal(signal.SIGTERM, on_signal)
-    bars: list = []  # made once the model is loaded, so it times steps, not downloads
+    progress = _TrainProgress(spec) if trains else _BlendProgress(as_json)
+    state = execute(ws, spec, should_stop=lambda: bool(stop_requests), on_progress=progress.on_progress,
+                    on_start=progress.on_start, restart=restart)
+    progress.close()
+    return _say_trained(ws, spec, state) if trains else _say_blended(ws, spec, as_json)
 
-    def on_start(step: int) -> None:
-        bars.append(tqdm(total=loop.iters, initial=step, unit="step", dynamic_ncols=True, desc=args.run))
 
-    def on_progress(step: int, total: int, losses: dict[str, float]) -> None:
-        bars[0].set_postfix({k: f"{v:.4f}" for k, v in losses.items() if k in ("loss", "l1")}, refresh=False)
-        bars[0].update(step - bars[0].n)
+class _TrainProgress:
+    """A tqdm bar, made once the model is loaded, so it times steps, not downloads."""
 
-    state = run_training(ws, method=args.method, run_name=args.run, dataset=args.dataset, cfg=cfg, loop=loop,
-                         device=args.device, resume_run=args.resume, should_stop=lambda: bool(stop_requests),
-                         on_progress=on_progress, on_start=on_start, restart=args.restart)
-    for bar in bars:
-        bar.close()
-    status = RunFolder(ws.run_dir(args.run)).read_status()
+    def __init__(self, spec):
+        self.spec, self.bar = spec, None
+
+    def on_start(self, step: int) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(initial=step, unit="step", dynamic_ncols=True, desc=self.spec.run)  # the total comes with a step
+
+    def on_progress(self, step: int, total: int, losses: dict[str, float]) -> None:
+        self.bar.total = total
+        self.bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items() if k in ("loss", "l1")}, refresh=False)
+        self.bar.update(step - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _BlendProgress:
+    def __init__(self, as_json: bool):
+        self.as_json = as_json
+
+    def on_start(self, step: int) -> None:
+        pass
+
+    def on_progress(self, step: int, total: int, losses: dict[str, float]) -> None:
+        if not self.as_json and (step % 10 == 0 or step == total):
+            print(f"step {step}/{total}  score {losses['score']:.4f}", file=sys.stderr)
+
+    def close(self) -> None:
+        pass
+
+
+def _say_trained(ws: Workspace, spec, state: str) -> int:
+    status = RunFolder(ws.run_dir(spec.run)).read_status()
     if state == "failed":
         print(f"error: {status.get('error')}", file=sys.stderr)
         return 1
-    print(f"Run {args.run!r} {state} at step {status.get('step')}: {ws.run_dir(args.run)}")
+    print(f"Run {spec.run!r} {state} at step {status.get('step')}: {ws.run_dir(spec.run)}")
+    return 0
+
+
+def _say_blended(ws: Workspace, spec, as_json: bool) -> int:
+    from studio.guide import blend_result
+
+    report = blend_result(ws, spec.run)
+    if spec.config.get("out"):
+        report["image"] = str(Path(spec.config["out"]))
+    if as_json:
+        print(json.dumps(report, indent=1))
+        return 0
+    mix = ", ".join(f"{n} {m:.2f}" for n, m in zip(report["mix_layers"], report["mix"]))
+    print(f"Final CLIP score {report['final_score']:.4f} (first step {report['scores'][0]:.4f}); wrote {report['image']}")
+    if mix:
+        print(f"Mix per layer (0 = {report['a']}, 1 = {report['b']}): {mix}")
+    if "base" in report:
+        print(f"Base BigGAN on the same prompt and seed: {report['base']['final_score']:.4f}")
+    print(f"Frames, scores and mix: {ws.exports / 'blends' / spec.run}")
     return 0
 
 
@@ -463,7 +500,11 @@ def _fmt_counts(counts: dict[str, int]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         return args.func(args, Workspace.resolve(args.workspace))
     except UserError as exc:
@@ -472,3 +513,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted; everything already saved is kept.", file=sys.stderr)
         return 130
+    finally:  # a caller in this process (a test, an app) keeps its own handlers
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)

@@ -5,6 +5,7 @@ random cutouts of the image (big-sleep's recipe): the latent z and a class mix a
 BSA runs of the same base, a per-layer mix between their adaptations learns too (or is set by hand).
 `PromptGuide` is a studio.train TrainingMethod, so a blend runs through the one training loop: status,
 previews (the frames), metrics (the score per step), stop and checkpoints come with it.
+The blend is registered as a method (`METHOD`, config `BlendConfig`), so it is a job like training.
 """
 
 from __future__ import annotations
@@ -18,23 +19,28 @@ from torch import nn
 from torch.nn import functional as F
 
 from studio.errors import UserError
+from studio.methods import Method
 from studio.methods.bsa import BSAAdapter
+from studio.options import check_values, option
 
 
 @dataclass
 class GuideConfig:
-    prompt: str
-    negative: str = ""
-    steps: int = 100
-    cutouts: int = 32             # random crops CLIP sees per step (16-64 typical; fewer is faster and noisier)
-    cut_min: float = 0.5          # crop side as a fraction of the image side, drawn from [cut_min, cut_max]
-    cut_max: float = 0.95
-    lr: float = 0.05              # Adam, on z, the class mix and the layer mix
-    mix: str = "auto"             # auto: the prompt decides the per-layer mix; or one number in [0, 1] (0 = A, 1 = B)
-    latent_weight: float = 1.0    # penalty on z's energy above that of a typical sample
-    ema: float = 0.9              # the result is rendered from an exponential moving average of the parameters
-    negative_weight: float = 0.5
-    seed: int = 0
+    prompt: str = option(label="Prompt", required=True,
+                         help="what the image should show; several with weights: 'a:1 | b:0.5'")
+    negative: str = option("", label="Negative prompt", help="what it should not show (same syntax)")
+    steps: int = option(100, label="Steps", min=1, max=100_000, why_max="a blend settles within a few hundred steps")
+    cutouts: int = option(32, label="Cutouts", min=1, max=256,  # 16-64 typical; fewer is faster and noisier
+                          help="crops CLIP sees per step: more is steadier and slower")
+    cut_min: float = option(0.5, label="Smallest cutout", min=0, max=1)  # crop side / image side, from [cut_min, cut_max]
+    cut_max: float = option(0.95, label="Largest cutout", min=0, max=1)
+    lr: float = option(0.05, label="Learning rate", min=0, max=10)  # Adam, on z, the class mix and the layer mix
+    mix: str = option("auto", label="Mix",  # or one number in [0, 1] (0 = A, 1 = B), or one per layer
+                      help="auto: the prompt decides the per-layer mix; or 0..1 (0 = all A, 1 = all B)")
+    latent_weight: float = option(1.0, label="Latent weight", min=0)  # penalty on z's energy above a typical sample's
+    ema: float = option(0.9, label="EMA", min=0, max=1)  # the result is rendered from an EMA of the parameters
+    negative_weight: float = option(0.5, label="Negative weight", min=0)
+    seed: int = option(0, label="Seed", min=0)
 
     def __post_init__(self) -> None:
         if not parse_prompts(self.prompt):
@@ -59,6 +65,26 @@ class GuideConfig:
         if not all(0 <= v <= 1 for v in values):
             raise UserError(f"Mix values must be between 0 (all A) and 1 (all B), not {self.mix}.")
         return values
+
+
+@dataclass
+class BlendConfig(GuideConfig):
+    """A blend job: the guidance settings, and which runs, CLIP and outputs."""
+
+    a: str | None = option(None, label="Run A", required=True, help="a trained run (BSA or cGAN)")
+    b: str | None = option(None, label="Run B (optional)", help="a second BSA run of the same BigGAN: blend the two domains")
+    clip: str = option("ViT-B-32", label="CLIP", help="CLIP model: ViT-B-32 (LAION-2B weights), another open_clip name, "
+                       "tiny, local-dir:FOLDER or a weights file")
+    compare: bool = option(False, label="Compare with the base BigGAN (BSA runs)",
+                           help="also guide the unadapted base BigGAN with the same prompt and seed")
+    out: str | None = option(None, label="Output", required=True, help="the final image, FILE.png (a copy)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.a:
+            raise UserError("Pick run A: a trained BSA or cGAN run.")
+        if self.out is not None and not self.out.lower().endswith(".png"):
+            raise UserError(f"--out must be a .png file, not {self.out!r}.")
 
 
 def parse_prompts(text: str) -> list[tuple[str, float]]:
@@ -360,6 +386,8 @@ def run_blend(ws, *, run_name: str, a: str, b: str | None, cfg: GuideConfig, cli
         raise UserError(f"Run {run_name!r} already exists: choose another name for this blend.")
     dev = resolve_device(device)
     target = load_target(ws, a, b, dev)
+    if compare and not isinstance(target, BSAGuidable):  # before the loop: a blend must not train and then refuse
+        raise UserError("Compare needs a BSA run: a cGAN has no pretrained base to compare with.")
     encoder = load_clip(clip, device=dev)
     run.write_config({"method": "blend", "a": a, "b": b, "clip": clip, "config": asdict(cfg), "device": str(dev)})
     guide = PromptGuide(cfg, target, encoder, device=dev, meta={"run": run_name, "a": a, "b": b, "clip": clip})
@@ -374,8 +402,6 @@ def run_blend(ws, *, run_name: str, a: str, b: str | None, cfg: GuideConfig, cli
               "clip": encoder.name, "state": state, **result, "image": str(out / "image.png"),
               "frames": str(out / "frames.png")}
     if compare:  # the same prompt and seed on the unadapted BigGAN (BSA runs) — is fine-tuning helping?
-        if not isinstance(target, BSAGuidable):
-            raise UserError("Compare needs a BSA run: a cGAN has no pretrained base to compare with.")
         base = PromptGuide(cfg, BaseBigGANGuidable(target.adapter.model, target.adapter.truncation), encoder, device=dev)
         for step in range(cfg.steps):
             if should_stop() or run.stop_file.exists():
@@ -389,30 +415,52 @@ def run_blend(ws, *, run_name: str, a: str, b: str | None, cfg: GuideConfig, cli
     return report
 
 
-GUIDE_OPTIONS = ("prompt", "negative", "steps", "cutouts", "lr", "mix", "seed")  # GuideConfig fields a blend request sets
+def blend_result(ws, name: str) -> dict[str, Any] | None:
+    """A blend's report (result.json), or None before it has one."""
+    import json
+
+    path = ws.exports / "blends" / name / "result.json"
+    return json.loads(path.read_text()) if path.exists() else None
 
 
-def blend_from_options(ws, run_name: str, options: dict[str, Any], *, device: str = "auto", should_stop=lambda: False,
-                       on_progress=None) -> dict[str, Any]:
-    """run_blend from flat options — the CLI's flags or a blend job's config: a, b, clip, compare, out and GUIDE_OPTIONS.
+def execute_blend(ws, spec, *, should_stop=lambda: False, on_progress=None, **_) -> str:
+    """Run a blend job's spec (studio.jobspec.JobRequest, method "blend"); returns the state it ended in.
 
-    With `out` (a .png path) the final image is copied there too, and the report's image names that copy.
-    """
+    With `out` (a .png path) the final image is copied there too."""
     import shutil
     from pathlib import Path
 
-    out = Path(options["out"]) if options.get("out") else None
-    if out is not None and out.suffix.lower() != ".png":
-        raise UserError(f"--out must be a .png file, not {str(out)!r}.")
-    cfg = GuideConfig(**{k: options[k] for k in GUIDE_OPTIONS if options.get(k) is not None})
-    report = run_blend(ws, run_name=run_name, a=options.get("a"), b=options.get("b") or None, cfg=cfg,
-                       clip=options.get("clip") or "ViT-B-32", device=device, compare=bool(options.get("compare")),
-                       should_stop=should_stop, on_progress=on_progress)
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(report["image"], out)
-        report["image"] = str(out)
-    return report
+    cfg = BlendConfig(**check_values(BlendConfig, spec.config))
+    guide = {k: v for k, v in asdict(cfg).items() if k in GuideConfig.__dataclass_fields__}
+    report = run_blend(ws, run_name=spec.run, a=cfg.a, b=cfg.b or None, cfg=GuideConfig(**guide), clip=cfg.clip,
+                       device=spec.device, compare=cfg.compare, should_stop=should_stop, on_progress=on_progress)
+    if cfg.out:
+        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(report["image"], cfg.out)
+    return report["state"]
+
+
+def check_blend(ws, spec) -> None:
+    """Before a blend job starts: its runs have checkpoints, compare has a base to compare with, CLIP is here."""
+    from studio.methods import method
+    from studio.models.clip import resolve_clip
+    from studio.run import RunFolder
+
+    cfg = BlendConfig(**check_values(BlendConfig, spec.config))
+    for name in filter(None, (cfg.a, cfg.b)):
+        if not RunFolder(ws.run_dir(name)).has_checkpoint():
+            raise UserError(f"Run {name!r} has no checkpoint yet: train it first.")
+    kind = RunFolder(ws.run_dir(cfg.a)).read_config()["method"]
+    if cfg.compare and "compare" not in method(kind).can:
+        raise UserError(f"Compare needs a BSA run: {cfg.a!r} is a {kind} run, which has no pretrained base to compare with.")
+    source = resolve_clip(cfg.clip)
+    if not source.available:
+        raise UserError(f"CLIP {source.name!r} is {source.status}.")
+
+
+METHOD = Method("blend", title="Blend: steer a run with a CLIP prompt, or blend two BSA runs",
+                help="guide a run (or blend two BSA runs) with a CLIP text prompt", config=BlendConfig,
+                check=check_blend, run=execute_blend)
 
 
 def run_mix_layers(ws, name: str) -> list[str]:

@@ -1,9 +1,10 @@
-"""Training jobs the server owns: one process per job (`python -m studio train …`), one at a time, a queue behind it.
+"""Jobs the server owns: one process per job (`python -m studio job RUN`), one at a time, a queue behind it.
 
 The run folder stays the truth (status.json is written by the training process). This module adds
 what a folder cannot know by itself: whether the process behind "running" is still alive, and which
-queued jobs wait for the slot. Its own records live in the run folder too (job.json: the request
-and the process id; process.log: the process's output), so a restarted app finds everything again.
+queued jobs wait for the slot. Its own records live in the run folder too (job.json: the spec, see
+studio/jobspec.py, then the process id; process.log: the process's output), so a restarted app finds
+everything again. The process and ZeroGPU's in-process thread both run the spec with jobspec.execute.
 """
 
 from __future__ import annotations
@@ -17,55 +18,19 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from studio.errors import UserError
+from studio.jobspec import JOB_SHAPE, JobRequest, check_before_queueing, write_spec
 from studio.run import CONFIG_SHAPE, STATUS_SHAPE, FileLock, RunFolder, read_json_file
 from studio.workspace import Workspace, validate_name, write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 LIVE = ("queued", "starting", "running", "stopping")  # states with a process behind them, or waiting for one
 STALL_AFTER_S = 120.0  # no step for this long (or 10 steps' time, if longer) → the UI warns
-_OPTIONAL_NUMBER = (int, float, type(None))
-JOB_SHAPE = {"method": str, "run": str, "dataset": (str, type(None)), "resume": bool, "config": dict, "loop": dict,
-             "device": str, "queued_at": _OPTIONAL_NUMBER, "pid": (int, type(None)), "launched": _OPTIONAL_NUMBER,
-             "stop_requested": _OPTIONAL_NUMBER}
 WORKSPACE_LOCK = ".jobs.lock"
 _workspace_locks: dict[Path, FileLock] = {}  # held for this process's life; its managers of one workspace share it
 _workspace_locks_guard = threading.Lock()
-
-
-@dataclass
-class JobRequest:
-    """One job: the same choices as `python -m studio train METHOD …` (or `blend …` when method is "blend")."""
-
-    method: str
-    run: str
-    dataset: str | None = None
-    resume: bool = False
-    config: dict[str, Any] = field(default_factory=dict)  # the method's config fields (None = default)
-    loop: dict[str, Any] = field(default_factory=dict)    # iters, sample_every, checkpoint_every
-    device: str = "auto"
-
-    def argv(self, ws: Workspace) -> list[str]:
-        return [sys.executable, "-m", "studio", "--workspace", str(ws.root), *self.command()]
-
-    def command(self) -> list[str]:
-        """The CLI's arguments after `--workspace W`."""
-        command = ["blend"] if self.method == "blend" else ["train", self.method]
-        args = [*command, "--run", self.run, "--device", self.device]
-        if self.resume:
-            args.append("--resume")
-        elif self.dataset:
-            args += ["--dataset", self.dataset]
-        values = {**self.loop, **({} if self.resume else self.config)}
-        for key, value in values.items():
-            flag = f"--{key.replace('_', '-')}"
-            if value is True:
-                args.append(flag)
-            elif value not in (None, "", False):
-                args += [flag, str(value)]
-        return args
 
 
 @dataclass
@@ -104,7 +69,7 @@ class JobView:
         if self.state == "queued":
             return f"Queued ({_ordinal(self.position)} in line): it starts when the job before it ends."
         if self.state == "starting":
-            return "Starting: loading the dataset and the model (a first BigGAN download can take minutes)."
+            return "Starting: loading the dataset and the model" + (" (a first BigGAN download can take minutes)." if self.method == "bsa" else ".")
         if self.state == "running":
             speed = f" · {self.it_per_s:.2f} it/s" if self.it_per_s else ""
             eta = f" · about {_duration(self.eta_s)} left" if self.eta_s else ""
@@ -158,7 +123,7 @@ def _pid_alive(pid: int | None) -> bool:
             text = cmdline.read_bytes()
         except OSError:
             return False
-        return b"studio" in text and (b"train" in text or b"blend" in text)
+        return b"studio" in text and any(word in text for word in (b"job", b"train", b"blend"))
     return True
 
 
@@ -174,12 +139,13 @@ class InProcessJob:
 
     def _run(self, ws: Workspace, request: JobRequest) -> None:
         from studio import zerogpu
+        from studio.methods import method
 
         try:
-            if request.method == "blend":
-                zerogpu.run_blend_job(ws, asdict(request), should_stop=self._stop.is_set)
-            else:
+            if method(request.method).trains:
                 zerogpu.run_in_chunks(ws, asdict(request), chunk_steps=zerogpu.CHUNK_STEPS, should_stop=self._stop.is_set)
+            else:
+                zerogpu.run_blend_job(ws, asdict(request), should_stop=self._stop.is_set)
             self.returncode = 0
         except Exception as exc:  # what the chunk runner did not turn into a sentence: the log says it as the CLI would
             with (ws.run_dir(request.run) / "process.log").open("a") as log:
@@ -273,11 +239,10 @@ class JobManager:
             else:
                 if run.exists():
                     raise UserError(f"Run {request.run!r} already exists: choose another run name, or Continue it.")
-                self._check_new(request)
+                request = check_before_queueing(self.ws, request)  # checked, preset merged: the whole config
                 if run.path.exists():
                     shutil.rmtree(run.path)  # a run that never began (no config.json): start it over cleanly
-            run.path.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(run.path / "job.json", {**asdict(request), "queued_at": time.time()})
+            write_spec(run, request)
             run.write_status("queued", error=None, method=request.method,
                              dataset=request.dataset if not request.resume else run.read_config()["dataset"])
             self._slot.queue.append(run.path)
@@ -449,15 +414,14 @@ class JobManager:
             if run.path.exists():
                 run.write_status("failed", error="its job.json is missing or damaged, so it could not start: delete it.")
             return
-        request = JobRequest(**{k: v for k, v in job.items() if k in JobRequest.__dataclass_fields__})
-        shown = " ".join(request.command()).replace(str(self.ws.root), "$WORKSPACE")  # a shared studio's folders stay private
-        run.log(f"job started: python -m studio {shown}")
+        run.log(f"job started: python -m studio job {name}" + (" (continue)" if job.get("resume") else ""))
         if self._slot.in_process:
-            proc: subprocess.Popen | InProcessJob = InProcessJob(self.ws, request)
+            proc: subprocess.Popen | InProcessJob = InProcessJob(self.ws, JobRequest.from_json(job))
         else:
             env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
+            argv = [sys.executable, "-m", "studio", "--workspace", str(self.ws.root), "job", name]
             with (run.path / "process.log").open("ab") as out:
-                proc = subprocess.Popen(request.argv(self.ws), cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                         stderr=subprocess.STDOUT, start_new_session=True)  # survives an app restart
         self._slot.procs[run.path] = proc
         write_json_atomic(run.path / "job.json", {**job, "pid": proc.pid, "launched": time.time()})
@@ -510,40 +474,3 @@ class JobManager:
         with path.open("rb") as f:
             f.seek(max(0, path.stat().st_size - 16384))
             return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
-
-    def _check_new(self, request: JobRequest) -> None:
-        """Fail in one sentence now, rather than minutes later in a process, for what the form can get wrong."""
-        from studio.data.dataset import Dataset
-        from studio.methods import method_module
-
-        if request.method == "blend":
-            return self._check_blend(request)
-        module = method_module(request.method)
-        if not request.dataset:
-            raise UserError("Choose a dataset to train on (make one in the Dataset tab).")
-        ds = Dataset.open(self.ws, request.dataset)
-        if not ds.images:
-            raise UserError(f"Dataset {request.dataset!r} is empty: add images in the Dataset tab first.")
-        config = {k: v for k, v in request.config.items() if v is not None}
-        module.CONFIG(**config)  # the config's own checks (ranges, choices) in their own words
-        if request.method == "bsa":
-            from studio.models.biggan import resolve_biggan
-
-            source = resolve_biggan(config.get("model", module.CONFIG().model))
-            if not source.available:
-                raise UserError(f"BigGAN {source.name!r} is {source.status}, then start again.")
-
-    def _check_blend(self, request: JobRequest) -> None:
-        from studio.guide import GUIDE_OPTIONS, GuideConfig
-        from studio.models.clip import resolve_clip
-
-        config = dict(request.config)
-        if not config.get("a"):
-            raise UserError("Pick run A: a trained BSA or cGAN run.")
-        for name in filter(None, (config.get("a"), config.get("b"))):
-            if name not in self.names() or not self.view(name).has_checkpoint:
-                raise UserError(f"Run {name!r} has no checkpoint yet: train it first.")
-        GuideConfig(**{k: config[k] for k in GUIDE_OPTIONS if k in config})
-        source = resolve_clip(config.get("clip") or "ViT-B-32")
-        if not source.available:
-            raise UserError(f"CLIP {source.name!r} is {source.status}.")

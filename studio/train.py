@@ -2,6 +2,7 @@
 
 A method (studio/methods/*) owns model, loss and optimiser step; this loop owns everything
 around it and writes the run folder (studio/run.py) that the CLI, the UI and tests watch.
+`new_run_configs` is the one merge of given values over a preset over a method's defaults.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any, Callable, Protocol
 
 import torch
 
+from studio import distributed
 from studio.data.augment import image_grid
 from studio.errors import UserError
+from studio.options import check_values, option
 from studio.run import RunFolder
 from studio.workspace import Workspace
 
@@ -24,10 +27,14 @@ STATUS_EVERY_S = 1.0  # status.json is for watchers; once a second is plenty and
 
 @dataclass
 class LoopConfig:
-    iters: int = 1000            # total steps of the run; a resumed run continues up to this
-    sample_every: int = 100      # preview grid cadence (step 0 is always sampled)
-    checkpoint_every: int = 500  # also on stop, finish and out-of-memory
-    log_every: int = 1           # metrics.jsonl cadence; logging reads losses back from the device
+    iters: int = option(1000, label="Steps", min=1, max=1_000_000, why_max="a million steps is weeks of training",
+                        help="total steps of the run (a resumed run continues up to this)")
+    sample_every: int = option(100, label="Preview every", min=1, max=1_000_000,
+                               help="preview grid every N steps (step 0 always)")
+    checkpoint_every: int = option(500, label="Checkpoint every", min=1, max=1_000_000,
+                                   help="checkpoint every N steps (and on stop)")
+    log_every: int = option(1, label="Log every", min=1, max=1_000_000,  # reading losses back from the device costs
+                            help="a metrics line every N steps")
 
 
 class TrainingMethod(Protocol):
@@ -44,7 +51,20 @@ class TrainingMethod(Protocol):
 ProgressFn = Callable[[int, int, dict[str, float]], None]
 
 
+class FollowerRun(RunFolder):
+    """How a process other than the first sees a run trained on several devices (studio.distributed): it reads
+    (a resume) but writes nothing; process 0 writes status, metrics, previews and checkpoints for all."""
+
+    def _skip(self, *args: Any, **kwargs: Any) -> dict:
+        return {}
+
+    write_config = write_status = log = append_metrics = truncate_metrics = _skip
+    save_checkpoint = save_snapshot = truncate_snapshots = remove_temp_files = _skip
+
+
 def save_preview(run: RunFolder, method: TrainingMethod, step: int) -> None:
+    if isinstance(run, FollowerRun):
+        return
     images, nrow = method.preview()
     run.samples_dir.mkdir(parents=True, exist_ok=True)
     image_grid(images, nrow=nrow).save(run.sample_path(step))
@@ -152,28 +172,39 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def new_run_configs(method: str, *, preset: str | None = None, config: dict[str, Any] | None = None,
+                    loop: dict[str, Any] | None = None) -> tuple[Any, LoopConfig]:
+    """The one preset merge: given values (checked, each error naming its field) over the preset over the method's
+    defaults; None means not given. The CLI, the jobs and the Train tab's preset fill all come through here."""
+    from studio.methods import method as described
+
+    m = described(method)
+    if preset and preset not in m.presets:
+        raise UserError(f"{m.name} has no preset {preset!r}: choose one of {', '.join(m.presets)}.")
+    chosen = m.presets.get(preset, {}) if preset else {}
+    loop_fields = {f.name for f in fields(LoopConfig)}
+    given = check_values(m.config, {k: v for k, v in (config or {}).items() if v is not None})
+    loop_given = check_values(LoopConfig, {k: v for k, v in (loop or {}).items() if v is not None})
+    loop_config = LoopConfig(**{**m.loop, **{k: v for k, v in chosen.items() if k in loop_fields}, **loop_given})
+    return m.config(**{**{k: v for k, v in chosen.items() if k not in loop_fields}, **given}), loop_config
+
+
 def training_configs(ws: Workspace, method: str, run_name: str, *, resume_run: bool = False, preset: str | None = None,
                      config: dict[str, Any] | None = None, loop: dict[str, Any] | None = None) -> tuple[Any | None, LoopConfig]:
-    """The method config and loop a train command asks for (the CLI's flags, or a job's request; None = not given).
+    """The method config and loop a train command asks for (the CLI's flags, or a job's spec; None = not given).
 
-    A new run: given values over the preset over the method's defaults. A resume keeps its hyperparameters (the
-    config is then None: run_training reads it from the run) and its saved loop, with given loop values on top.
+    A new run: see new_run_configs. A resume keeps its hyperparameters (the config is then None: run_training reads
+    it from the run) and its saved loop, with given loop values on top.
     """
-    from studio.methods import method_module
-
-    module = method_module(method)
-    loop_fields = {f.name for f in fields(LoopConfig)}
+    if not resume_run:
+        return new_run_configs(method, preset=preset, config=config, loop=loop)
     given = {k: v for k, v in (config or {}).items() if v is not None}
-    loop_given = {k: v for k, v in (loop or {}).items() if v is not None}
-    if resume_run:
-        if given:
-            raise UserError(f"A resumed run keeps its hyperparameters; only --iters, --sample-every, --checkpoint-every "
-                            f"and --device can change (remove --{next(iter(given)).replace('_', '-')}).")
-        saved_loop = RunFolder(ws.run_dir(run_name)).read_config()["loop"]
-        return None, LoopConfig(**{**saved_loop, **loop_given})
-    chosen = module.PRESETS.get(preset, {}) if preset else {}
-    loop_config = LoopConfig(**{**module.DEFAULT_LOOP, **{k: v for k, v in chosen.items() if k in loop_fields}, **loop_given})
-    return module.CONFIG(**{**{k: v for k, v in chosen.items() if k not in loop_fields}, **given}), loop_config
+    if given:
+        raise UserError(f"A resumed run keeps its hyperparameters; only --iters, --sample-every, --checkpoint-every "
+                        f"and --device can change (remove --{next(iter(given)).replace('_', '-')}).")
+    loop_given = check_values(LoopConfig, {k: v for k, v in (loop or {}).items() if v is not None})
+    saved_loop = RunFolder(ws.run_dir(run_name)).read_config()["loop"]
+    return None, LoopConfig(**{**saved_loop, **loop_given})
 
 
 def run_training(ws: Workspace, *, method: str, run_name: str, dataset: str | None, cfg: Any | None, loop: LoopConfig,
@@ -189,11 +220,18 @@ def run_training(ws: Workspace, *, method: str, run_name: str, dataset: str | No
     `continuing` marks a later chunk of one job, where a stop asked since the job began must still end it (a fresh start
     clears an old STOP file instead). `restart` starts a new run under the name of one that exists, deleting it first.
     """
-    run = RunFolder(ws.run_dir(run_name), pid=owner_pid)
-    with nullcontext() if owner_pid is not None else run.lock():
-        return _run_training(ws, run, method=method, dataset=dataset, cfg=cfg, loop=loop, device=device,
-                             resume_run=resume_run, should_stop=should_stop, on_progress=on_progress, on_start=on_start,
-                             max_steps=max_steps, deadline=deadline, continuing=continuing, restart=restart)
+    here, device = distributed.init_from_env(device)  # under torchrun (train --gpus N): one process of several
+    run = (RunFolder if here.writer else FollowerRun)(ws.run_dir(run_name), pid=owner_pid)
+    if not here.writer:
+        on_progress = on_start = None
+    try:
+        with nullcontext() if owner_pid is not None or not here.writer else run.lock():
+            return _run_training(ws, run, method=method, dataset=dataset, cfg=cfg, loop=loop, device=device,
+                                 resume_run=resume_run, should_stop=should_stop, on_progress=on_progress,
+                                 on_start=on_start, max_steps=max_steps, deadline=deadline, continuing=continuing,
+                                 restart=restart)
+    finally:
+        distributed.cleanup()
 
 
 def _run_training(ws: Workspace, run: RunFolder, *, method: str, dataset: str | None, cfg: Any | None, loop: LoopConfig,
@@ -201,9 +239,12 @@ def _run_training(ws: Workspace, run: RunFolder, *, method: str, dataset: str | 
                   on_start: Callable[[int], None] | None, max_steps: int | None, deadline: float | None,
                   continuing: bool, restart: bool) -> str:
     from studio.data.dataset import Dataset
-    from studio.methods import method_module
+    from studio.methods import method as described
+    from studio.methods import training_methods
 
-    module = method_module(method)
+    m = described(method)
+    if not m.trains:
+        raise UserError(f"{method} is not a training method: choose one of {', '.join(t.name for t in training_methods())}.")
     run_name = run.name
     if resume_run and restart:
         raise UserError("Choose --resume (go on from the last checkpoint) or --restart (start over), not both.")
@@ -213,7 +254,7 @@ def _run_training(ws: Workspace, run: RunFolder, *, method: str, dataset: str | 
             raise UserError(f"Run {run_name!r} was trained with {saved['method']}, not {method}.")
         if dataset not in (None, saved["dataset"]):
             raise UserError(f"Run {run_name!r} trains on dataset {saved['dataset']!r}; leave out --dataset to resume it.")
-        cfg = module.CONFIG.from_dict(saved["config"])
+        cfg = m.config.from_dict(saved["config"])
         dataset = saved["dataset"]
     elif run.exists() and not restart:
         if not run.has_checkpoint():
@@ -229,9 +270,9 @@ def _run_training(ws: Workspace, run: RunFolder, *, method: str, dataset: str | 
     config = {"method": method, "dataset": ds.name, "dataset_fingerprint": ds.fingerprint(), "config": asdict(cfg),
               "loop": asdict(loop), "device": str(dev), "created": saved.get("created") if resume_run else time.time()}
     # Build before writing anything: missing weights or too few images must not leave a half-made run behind.
-    trainer = module.build_trainer(cfg, ds, device=dev, ws=ws, meta={"run": run_name, "dataset": ds.name,
+    trainer = m.build_trainer(cfg, ds, device=dev, ws=ws, meta={"run": run_name, "dataset": ds.name,
                                                                      "dataset_fingerprint": ds.fingerprint()})
-    if restart and run.path.exists():
+    if restart and run.path.exists() and not isinstance(run, FollowerRun):
         shutil.rmtree(run.path)
     run.remove_temp_files()
     run.write_config(config)
@@ -244,4 +285,4 @@ def _run_training(ws: Workspace, run: RunFolder, *, method: str, dataset: str | 
     if on_start:
         on_start(start)
     return train(run, trainer, loop, start_step=start, on_progress=on_progress, max_steps=max_steps,
-                 deadline=deadline, should_stop=lambda: should_stop() or run.stop_file.exists())
+                 deadline=deadline, should_stop=lambda: distributed.any_across(should_stop() or run.stop_file.exists()))

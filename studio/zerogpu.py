@@ -19,7 +19,7 @@ import threading
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -112,7 +112,7 @@ def train_chunk(workspace_root: str, request: dict, steps: int, *, first: bool =
                 owner_pid: int | None = None) -> dict:
     """Train one chunk of a job's run in this process (on ZeroGPU: in the GPU worker): at most `steps` steps.
 
-    `request` is a studio.jobs.JobRequest as a dict (method, run, dataset, resume, config, loop, device). The first
+    `request` is a studio.jobspec.JobRequest as a dict (method, run, dataset, resume, config, loop, device). The first
     chunk starts the run (or resumes it, for a Continue); later ones (first=False) resume it and keep a stop asked
     meanwhile. The chunk ends early, at a checkpoint, when its GPU time (budget_s) would run out. owner_pid goes into
     status.json as the run's owner (the app's process, which outlives the worker and holds the run's lock: see
@@ -120,26 +120,23 @@ def train_chunk(workspace_root: str, request: dict, steps: int, *, first: bool =
     "error", "load_s"}: state "running" means this chunk ended and the run goes on. Errors come back as a
     sentence, not raised: across ZeroGPU's process boundary only an exception's class name would survive.
     """
-    from studio.train import run_training, training_configs
+    from studio.jobspec import JobRequest, execute
 
     entered = time.monotonic()
     ws = Workspace.resolve(workspace_root)
     budget = budget_s if budget_s is not None else _chunk_duration(workspace_root, request, steps)
     run = RunFolder(ws.run_dir(request["run"]), pid=owner_pid)
-    resume_run = bool(request.get("resume")) or not first
+    spec = JobRequest.from_json(request)
+    if not first:  # later chunks resume what the first one started
+        spec = replace(spec, resume=True, dataset=None, config={}, preset=None)
     loaded: dict[str, float] = {}
 
     def on_start(step: int) -> None:
         loaded["load_s"] = round(time.monotonic() - entered, 3)
 
     try:
-        cfg, loop = training_configs(ws, request["method"], request["run"], resume_run=resume_run,
-                                     config=None if resume_run else request.get("config"), loop=request.get("loop"))
-        state = run_training(ws, method=request["method"], run_name=request["run"],
-                             dataset=None if resume_run else request.get("dataset"), cfg=cfg, loop=loop,
-                             device=request.get("device") or "auto", resume_run=resume_run, on_start=on_start,
-                             max_steps=steps, deadline=entered + budget - SAVE_SECONDS, owner_pid=owner_pid,
-                             continuing=not first)
+        state = execute(ws, spec, on_start=on_start, max_steps=steps, deadline=entered + budget - SAVE_SECONDS,
+                        owner_pid=owner_pid, continuing=not first)
     except Exception as exc:
         error = _record_failure(run, exc)
         return {"state": "failed", "step": int(run.read_status().get("step") or 0), "error": error, **loaded}
@@ -236,12 +233,13 @@ def _blend_duration(workspace_root: str, request: dict, *, budget_s: float | Non
 
 @gpu(duration=_blend_duration)
 def blend(workspace_root: str, request: dict, *, budget_s: float | None = None) -> dict:
-    """Run a blend job (studio.jobs.JobRequest as a dict, method "blend") in one GPU call; returns its report.
+    """Run a blend job (studio.jobspec.JobRequest as a dict, method "blend") in one GPU call; returns its report.
 
     A blend that would outlast its GPU time stops early and keeps its result so far (report["state"] "stopped");
     a failure comes back as {"state": "failed", "error": sentence}, also written into status.json.
     """
-    from studio.guide import blend_from_options
+    from studio.guide import blend_result
+    from studio.jobspec import JobRequest, execute
 
     entered = time.monotonic()
     ws = Workspace.resolve(workspace_root)
@@ -252,11 +250,11 @@ def blend(workspace_root: str, request: dict, *, budget_s: float | None = None) 
         return time.monotonic() - entered > budget - SAVE_SECONDS
 
     try:
-        report = blend_from_options(ws, request["run"], request.get("config") or {},
-                                    device=request.get("device") or "auto", should_stop=out_of_time)
+        state = execute(ws, JobRequest.from_json(request), should_stop=out_of_time)
     except Exception as exc:
         return {"state": "failed", "error": _record_failure(run, exc)}
-    if report["state"] == "stopped" and out_of_time():
+    report = {**(blend_result(ws, request["run"]) or {}), "state": state}
+    if state == "stopped" and out_of_time():
         run.log(f"stopped early: its GPU time ({budget:.0f} s) ran out; the result so far is kept")
     return report
 

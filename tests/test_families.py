@@ -214,3 +214,18 @@ def test_images_within_a_class_vary(family: str) -> None:
         distances = [np.abs(a - b).mean() for a, b in itertools.combinations(arrays, 2)]
         assert np.mean(distances) > 15, f"{family}/{label} images are too alike"
         assert min(distances) > 3, f"two {family}/{label} images are near copies"
+
+
+def test_the_cli_makes_a_dataset_of_any_family_and_half(tmp_path, capsys):
+    from studio.cli import main
+    from studio.data.dataset import Dataset
+    from studio.workspace import Workspace
+
+    ws = tmp_path / "ws"
+    for split in ("train", "heldout"):
+        assert main(["--workspace", str(ws), "dataset", "demo", split, "--family", "textures", "--split", split,
+                     "--per-class", "2", "--size", "32"]) == 0
+    train, heldout = (Dataset.open(Workspace.resolve(ws), n) for n in ("train", "heldout"))
+    assert sorted(train.summary()["counts"]) == ["dots", "waves", "weave"] and len(train.images) == 6
+    assert not {i["sha256"] for i in train.images} & {i["sha256"] for i in heldout.images}
+    assert train.manifest["demo"]["family"] == "textures" and heldout.manifest["demo"]["split"] == "heldout"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from studio.cli import build_parser
+from studio.jobspec import check_before_queueing
 from studio.data.dataset import create_demo_dataset
 from studio.errors import UserError
 from studio.jobs import JobManager
@@ -19,15 +19,16 @@ def ws(workspace):
     return workspace
 
 
-def test_first_run_form_is_the_demo_cgan_and_becomes_a_cli_command(ws):
+def test_first_run_form_is_the_demo_cgan_and_becomes_a_job_spec(ws):
     form = train_tab.default_form(ws)
     assert form["method"] == "cgan" and form["dataset"] == "demo" and form["preset"] == train_tab.FIRST_RUN_PRESET
     request = train_tab.form_request(form, taken=["demo-cgan"])
     assert request.run == "demo-cgan-2"
-    args = build_parser().parse_args(request.argv(ws)[3:])  # what the job process will parse
-    assert (args.command, args.method, args.run, args.dataset) == ("train", "cgan", "demo-cgan-2", "demo")
-    assert args.resolution == 32 and args.augment == "color,translation,cutout" and args.iters == 2500
-    assert args.transfer_from is None and args.freeze_steps is None  # empty fields stay the config's defaults
+    spec = check_before_queueing(ws, request)  # what job.json will hold: the whole config, checked
+    assert (spec.method, spec.run, spec.dataset) == ("cgan", "demo-cgan-2", "demo")
+    assert spec.config["resolution"] == 32 and spec.config["augment"] == "color,translation,cutout"
+    assert spec.loop["iters"] == 2500 and isinstance(spec.loop["iters"], int)
+    assert spec.config["transfer_from"] is None and spec.config["freeze_steps"] == 0  # empty fields: the defaults
 
 
 def test_presets_fill_the_seed_tables_and_bad_values_are_sentences(ws):
@@ -104,15 +105,18 @@ def test_a_damaged_dataset_is_left_out_of_the_train_form_and_shown_on_the_datase
 
 
 @pytest.mark.parametrize("key, value, message", [
-    ("cgan_batch", "abc", "Batch (cgan_batch) must be a whole number of at least 2, not 'abc'."),
-    ("cgan_batch", float("inf"), "Batch (cgan_batch) must be a whole number of at least 2, not inf."),
-    ("cgan_batch", 1, "Batch (cgan_batch) must be a whole number of at least 2, not 1."),
-    ("iters", 2.5, "Steps (iters) must be a whole number of at least 1, not 2.5."),
-    ("lr_g", float("nan"), "Generator lr (lr_g) must be a number of at least 0, not nan."),
+    ("cgan_batch", "abc", "Batch (cgan_batch) must be a whole number from 2 to 1024, not 'abc'."),
+    ("cgan_batch", float("inf"), "Batch (cgan_batch) must be a whole number from 2 to 1024, not inf."),
+    ("cgan_batch", 1, "Batch (cgan_batch) must be a whole number from 2 to 1024, not 1."),
+    ("cgan_batch", 4096, "Batch (cgan_batch) must be a whole number from 2 to 1024, not 4096: a larger batch does not"),
+    ("iters", 2.5, "Steps (iters) must be a whole number from 1 to 1000000, not 2.5."),
+    ("iters", 99999999999, "Steps (iters) must be a whole number from 1 to 1000000, not 99999999999: a million steps"),
+    ("lr_g", float("nan"), "Generator lr (lr_g) must be a number from 0 to 1, not nan."),
     ("lr_d", 0, "Discriminator lr (lr_d) cannot be 0: Batch size and learning rates must be positive."),
-    ("bsa_batch", True, "Batch (bsa_batch) must be a whole number of at least 1, not True."),
+    ("bsa_batch", True, "Batch (bsa_batch) must be a whole number from 1 to 256, not True."),
+    ("class_init", 1000, "Start class (class_init) must be a whole number from 0 to 999, not 1000: ImageNet has"),
     ("resolution", 48, "Resolution (resolution) cannot be 48: Resolution 48 is not offered"),
-    ("adapt", "all", "What adapts (adapt) cannot be 'all': Unknown adaptation 'all'"),
+    ("adapt", "all", "What adapts (adapt) must be one of hyper-bn, scale-shift, not 'all'."),
     ("augment", ["flip"], "DiffAugment (augment) must be a list of color, translation, cutout, not ['flip']."),
     ("model", "tiny", "BigGAN-deep (model) must be one of biggan-deep-128, biggan-deep-256, biggan-deep-512, not 'tiny'."),
     ("device", "tpu", "Device (device) must be one of auto, cpu"),

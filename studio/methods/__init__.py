@@ -1,35 +1,66 @@
-"""Training methods: one module each (config + model + loss + step), driven by studio.train.
+"""Methods, described once: the registry the CLI, the Train and Blend tabs, the jobs and ZeroGPU all read.
 
-Each module provides a config dataclass `CONFIG`, `PRESETS`, `build_trainer(cfg, dataset, device=, meta=, ws=)`
-and `load_sampler(tensors, meta, device=)` (an object with sample/reconstruct/interpolate).
+A method is a module with a `METHOD = Method(...)` (title, help, config class, presets, loop defaults, pre-flight
+check, trainer factory, sampler loader, what its runs can do) and one line in METHODS. Training methods
+(bsa.py, cgan.py) give `build_trainer(cfg, dataset, device=, meta=, ws=)` and studio.train runs them; a method
+that is not a loop over a dataset (the blend, studio/guide.py) gives `run(ws, spec, **hooks)` instead.
 """
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
 
 from studio.errors import UserError
 
 if TYPE_CHECKING:
     import torch
 
-METHODS = {"bsa": "studio.methods.bsa", "cgan": "studio.methods.cgan"}
+# name → module with METHOD; the order is the order the Train tab and the CLI list them in.
+METHODS = {"cgan": "studio.methods.cgan", "bsa": "studio.methods.bsa", "blend": "studio.guide"}
 
 
-def method_module(name: str) -> ModuleType:
+@dataclass(frozen=True)
+class Method:
+    name: str
+    title: str                                   # the Train tab's choice ("cGAN: train a …")
+    help: str                                    # the CLI's one line
+    config: type                                 # dataclass of options (studio.options metadata on its fields)
+    presets: dict[str, dict[str, Any]] = field(default_factory=dict)  # config and loop values by preset name
+    preset_titles: dict[str, str] = field(default_factory=dict)
+    loop: dict[str, Any] = field(default_factory=dict)                # loop defaults (iters, sample_every, …)
+    check: Callable | None = None                # (ws, spec) → None or UserError: what can fail before a job starts
+    build_trainer: Callable | None = None        # training methods: (cfg, dataset, device=, meta=, ws=) → trainer
+    run: Callable | None = None                  # other methods: (ws, spec, should_stop=, on_progress=) → state
+    load_sampler: Callable | None = None         # (tensors, meta, device=) → a sampler of the run's checkpoint
+    can: frozenset[str] = frozenset()            # "reconstruct", "compare" (with a base model), "class_mix"
+
+    @property
+    def trains(self) -> bool:
+        """A training method: `python -m studio train NAME`, a choice in the Train tab."""
+        return self.build_trainer is not None
+
+
+def method(name: str) -> Method:
     if name not in METHODS:
-        raise UserError(f"Unknown training method {name!r}: choose one of {', '.join(METHODS)}.")
-    return importlib.import_module(METHODS[name])
+        raise UserError(f"Unknown method {name!r}: choose one of {', '.join(METHODS)}.")
+    return importlib.import_module(METHODS[name]).METHOD
+
+
+def training_methods() -> list[Method]:
+    return [m for m in map(method, METHODS) if m.trains]
 
 
 def load_run_sampler(run, device, step: int | None = None):
     """The sampler of a run's newest checkpoint, or of its snapshot at `step` (`run` is a studio.run.RunFolder),
     with its config and checkpoint."""
     config = run.read_config()
+    described = method(config["method"])
+    if described.load_sampler is None:
+        raise UserError(f"Run {run.name!r} is a {config['method']}: it has no generator to sample from.")
     ckpt = run.load_checkpoint() if step is None else run.load_snapshot(step)
-    return method_module(config["method"]).load_sampler(ckpt.tensors, ckpt.meta, device=device), config, ckpt
+    return described.load_sampler(ckpt.tensors, ckpt.meta, device=device), config, ckpt
 
 
 def class_indices(classes: list[str], label: str | None, n: int):

@@ -19,7 +19,8 @@ import torch
 from torch import nn
 
 from studio.errors import UserError
-from studio.methods import class_indices, slerp
+from studio.methods import Method, class_indices, slerp
+from studio.options import option
 from studio.run import load_optimizer_tensors, optimizer_tensors
 
 ADAPT_MODES = ("hyper-bn", "scale-shift")
@@ -29,24 +30,29 @@ PRECISIONS = ("fp32", "bf16")
 
 @dataclass
 class BSAConfig:
-    model: str = "biggan-deep-256"  # a BigGAN-deep name, a local folder, or tiny
-    adapt: str = "hyper-bn"         # hyper-bn (reference recipe) | scale-shift (the seed's description)
-    batch: int = 5                  # reference: 5 per GPU
-    lr: float = 0.05                # latents' Adam lr; other groups scale from it (see GROUP_LR)
-    lr_scale: float = 0.2           # every lr is multiplied by this every lr_step steps
-    lr_step: int = 3000
-    perceptual: str = "vgg16"       # vgg16 | none | tiny (tests)
-    perceptual_weight: float = 0.001  # per VGG layer
-    real_features: str = "cache"    # cache: the real images' VGG features, fixed, computed once (fast); recompute: every step
-    layout: str = "contiguous"      # or channels_last: faster for sampling (1.15× on CPU), slower for training with VGG
-    precision: str = "fp32"         # or bf16: autocast for the forward passes, fp32 master parameters (for GPUs)
-    emd_weight: float = 0.1
-    class_weight: float = 0.02
-    z_noise: float = 0.01           # noise added to the learned latents at every step
-    class_init: int | None = None   # ImageNet class to start the embedding from; None = mean embedding
-    bn_truncation: float = 1.0      # which stored BN statistics the frozen model uses, in training and sampling
-    preview_truncation: float = 0.5
-    seed: int = 0
+    model: str = option("biggan-deep-256", label="BigGAN-deep",  # a BigGAN-deep name, a local folder, or tiny
+                        help="Pretrained generator to adapt: biggan-deep-128/256/512, a local folder, or tiny.")
+    adapt: str = option("hyper-bn", label="What adapts", choices=ADAPT_MODES,
+                        help="hyper-bn: the reference recipe; scale-shift: per-channel γ/β on every batch norm")
+    batch: int = option(5, label="Batch", min=1, max=256, why_max="256 images of BigGAN-deep do not fit in a GPU's memory")  # reference: 5 per GPU
+    lr: float = option(0.05, label="Learning rate (latents; others scale from it)", min=0, max=10)  # see GROUP_LR
+    lr_scale: float = option(0.2, label="LR decay factor", min=0, max=1)  # every lr is multiplied by this every lr_step steps
+    lr_step: int = option(3000, label="LR decay every", min=1)
+    perceptual: str = option("vgg16", label="Perceptual loss", choices=("vgg16", "none", "tiny"),
+                             help="VGG16 features (downloads 528 MB once)")  # tiny: tests
+    perceptual_weight: float = option(0.001, label="Perceptual weight", min=0)  # per VGG layer
+    real_features: str = option("cache", label="Real features", choices=("cache", "recompute"))  # cache: the real images' VGG features, fixed, computed once (fast); recompute: every step
+    layout: str = option("contiguous", label="Memory layout", choices=tuple(LAYOUTS))  # or channels_last: faster for sampling (1.15× on CPU), slower for training with VGG
+    precision: str = option("fp32", label="Precision", choices=PRECISIONS)  # or bf16: autocast for the forward passes, fp32 master parameters (for GPUs)
+    emd_weight: float = option(0.1, label="EMD weight", min=0)
+    class_weight: float = option(0.02, label="Class weight", min=0)
+    z_noise: float = option(0.01, label="Latent noise", min=0)  # noise added to the learned latents at every step
+    class_init: int | None = option(None, label="Start class (ImageNet index)", min=0, max=999,
+                                    why_max="ImageNet has 1000 classes, 0 to 999",
+                                    help="empty: the mean of all ImageNet classes")
+    bn_truncation: float = option(1.0, label="BN truncation", min=0, max=1)  # which stored BN statistics the frozen model uses
+    preview_truncation: float = option(0.5, label="Preview truncation", min=0, max=2)
+    seed: int = option(0, label="Seed", min=0)
 
     def __post_init__(self) -> None:
         if self.adapt not in ADAPT_MODES:
@@ -419,5 +425,17 @@ def load_sampler(tensors: dict[str, torch.Tensor], meta: dict, *, device: str | 
     return BSAAdapter.from_checkpoint(base, tensors, meta)
 
 
-CONFIG = BSAConfig
-DEFAULT_LOOP = {"iters": 1000, "sample_every": 100, "checkpoint_every": 500}
+def check_job(ws, spec) -> None:
+    """Before a job starts: the BigGAN it adapts must be here or downloadable."""
+    from studio.models.biggan import resolve_biggan
+
+    source = resolve_biggan(spec.config.get("model") or BSAConfig.model)
+    if not source.available:
+        raise UserError(f"BigGAN {source.name!r} is {source.status}, then start again.")
+
+
+METHOD = Method("bsa", title="BSA: adapt a pretrained BigGAN-deep (frozen; only scale/shift, class and latents learn)",
+                help="Batch Statistics Adaptation of a pretrained BigGAN-deep", config=BSAConfig, presets=PRESETS,
+                preset_titles=PRESET_TITLES, loop={"iters": 1000, "sample_every": 100, "checkpoint_every": 500},
+                check=check_job, build_trainer=build_trainer, load_sampler=load_sampler,
+                can=frozenset({"reconstruct", "compare", "class_mix"}))

@@ -18,10 +18,13 @@ import torch
 from torch import nn
 
 from studio.data.augment import diff_augment, parse_policy
+from studio import distributed
+from studio.devices import PRECISIONS, autocast, resolve_precision
 from studio.errors import UserError
-from studio.methods import class_indices, slerp
+from studio.methods import Method, class_indices, slerp
 from studio.models import CGAN_ARCHITECTURES, cgan_architecture
 from studio.models.cgan import CGANArch
+from studio.options import option
 from studio.run import load_optimizer_tensors, optimizer_tensors
 
 LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
@@ -34,31 +37,39 @@ LECAM_DECAY = 0.99       # of the moving averages of D's outputs that LeCam anch
 
 @dataclass
 class CGANConfig:
-    arch: str = "light"           # light: the small CPU net (32-128 px); fastgan: FastGAN-class (32-1024 px)
-    resolution: int = 32
-    batch: int = 32
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    augment: str = "color,translation,cutout"
-    ema: float = 0.999            # G_ema decay; samples come from G_ema
-    ema_start: int = 100          # copy G straight into G_ema before this step: early weights are noise
-    r1: float = 0.0               # R1 gradient penalty weight on real images (0 = off)
-    lecam: float = 0.0            # LeCam regularisation weight (Tseng et al. 2021; 0 = off)
-    ada_target: float = 0.0       # ADA: augment with a probability tuned so E[sign D(real)] stays here (0 = always augment)
-    recon: str = "auto"           # fastgan D's reconstruction loss: auto (vgg16 when its weights are here, else pixels)
-    recon_weight: float = 1.0
-    mode_seeking: float = 1.0     # MSGAN (Mao et al. 2019): reward G when two latents of one class give different images
-    z_dim: int = 128
-    embed_dim: int = 128
-    g_ch: int = 16                # widths measured to fit the default run in 5 CPU minutes (bench/cgan_step.py)
-    d_ch: int = 16
-    conditioning: str = "projection"
-    layout: str = "channels_last"  # memory layout of images and conv weights: channels_last measured 1.1-1.45× faster on CPU
-    transfer_from: str | None = None  # parent run name
-    transfer_keep: str = "all"        # all: every G layer but the labels (measured better); coarse: input + first half
-    freeze_steps: int = 0             # keep transferred G layers frozen this long
-    seed: int = 0
+    arch: str = option("light", label="Architecture", choices=lambda: tuple(CGAN_ARCHITECTURES),
+                       help="light: the small CPU net (32-128 px); fastgan: FastGAN-class (32-1024 px)")
+    resolution: int = option(32, label="Resolution (px)", min=8, max=1024,
+                             help="32 trains in minutes on a CPU; 64/128 want a GPU")
+    batch: int = option(32, label="Batch", min=2, max=1024, why_max="a larger batch does not fit in a GPU's memory")
+    lr_g: float = option(2e-4, label="Generator lr", min=0, max=1)
+    lr_d: float = option(2e-4, label="Discriminator lr", min=0, max=1)
+    beta1: float = option(0.5, label="Adam β1", min=0, max=1)
+    augment: str = option("color,translation,cutout", label="DiffAugment",
+                          help="keeps the discriminator from memorising a small dataset")
+    ema: float = option(0.999, label="EMA decay", min=0, max=1)  # G_ema decay; samples come from G_ema
+    ema_start: int = option(100, label="EMA start", min=0)  # copy G straight into G_ema before this step: early weights are noise
+    r1: float = option(0.0, label="R1 weight", min=0)  # R1 gradient penalty weight on real images (0 = off)
+    lecam: float = option(0.0, label="LeCam weight", min=0)  # LeCam regularisation weight (Tseng et al. 2021; 0 = off)
+    ada_target: float = option(0.0, label="ADA target", min=0, max=1)  # augment with a probability tuned so E[sign D(real)] stays here (0 = always augment)
+    recon: str = option("auto", label="Reconstruction loss", choices=RECON_LOSSES)  # fastgan D's: auto (vgg16 when its weights are here, else pixels)
+    recon_weight: float = option(1.0, label="Reconstruction weight", min=0)
+    mode_seeking: float = option(1.0, label="Mode seeking", min=0, max=100,  # MSGAN (Mao et al. 2019)
+                                 help="rewards different images for different latents; guards against collapse")
+    z_dim: int = option(128, label="Latent size", min=1, max=4096)
+    embed_dim: int = option(128, label="Class embedding size", min=1, max=4096)
+    g_ch: int = option(16, label="Generator width", min=4, max=1024,  # measured to fit the default run in 5 CPU minutes (bench/cgan_step.py)
+                       why_max="wider networks do not fit in a GPU's memory")
+    d_ch: int = option(16, label="Discriminator width", min=4, max=1024, why_max="wider networks do not fit in a GPU's memory")
+    conditioning: str = option("projection", label="Conditioning")
+    precision: str = option("auto", label="Precision", choices=PRECISIONS,
+                            help="auto: bf16 autocast where the device has fast bf16 (AMX/AVX-512-BF16 CPUs, recent GPUs), else fp32")
+    layout: str = option("channels_last", label="Memory layout", choices=tuple(LAYOUTS))  # channels_last measured 1.1-1.45× faster on CPU
+    transfer_from: str | None = option(None, label="Transfer from run",  # parent run name
+                                       help="start from an earlier cGAN run's generator (same resolution and widths)")
+    transfer_keep: str = option("all", label="Transferred layers", choices=("all", "coarse"))  # all: every G layer but the labels (measured better); coarse: input + first half
+    freeze_steps: int = option(0, label="Freeze steps", min=0)  # keep transferred G layers frozen this long
+    seed: int = option(0, label="Seed", min=0)
 
     def __post_init__(self) -> None:
         if self.arch not in CGAN_ARCHITECTURES:
@@ -100,8 +111,6 @@ class CGANConfig:
         return CGANArch(n_classes=n_classes, **{k: getattr(self, k) for k in ARCH_FIELDS})
 
 
-CONFIG = CGANConfig
-DEFAULT_LOOP = {"iters": 2500, "sample_every": 250, "checkpoint_every": 500}
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu-32": {"resolution": 32, "iters": 2500, "batch": 32},
     "gpu-64": {"resolution": 64, "iters": 20000, "batch": 64, "g_ch": 32, "d_ch": 32},
@@ -114,6 +123,8 @@ class CGANSampler:
     """Sampling from G_ema: by class, class × seed grids, and interpolation of latents or of class embeddings."""
 
     def __init__(self, g: nn.Module, classes: list[str]):
+        # fp32 even where training runs in bf16: a seed's image must not depend on the batch it is drawn in, and
+        # bf16 kernels round differently for different batch sizes.
         self.g, self.classes = g.eval(), list(classes)
         self.resolution = g.arch.resolution
 
@@ -169,6 +180,7 @@ class CGANTrainer:
                  device: torch.device | str = "cpu", meta: dict | None = None, parent: tuple[dict, dict] | None = None,
                  recon_net: nn.Module | None = None):
         self.cfg, self.device, self.meta, self.classes = cfg, torch.device(device), meta or {}, list(classes)
+        self.precision = self.meta["precision"] = resolve_precision(cfg.precision, self.device)
         torch.manual_seed(cfg.seed)
         arch, nets = cfg.shapes(len(classes)), cfg.networks
         self.g, self.d = nets.Generator(arch).to(self.device), nets.Discriminator(arch).to(self.device)
@@ -189,6 +201,14 @@ class CGANTrainer:
         self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
         self.policy = parse_policy(cfg.augment)
         self.gen = torch.Generator().manual_seed(cfg.seed)
+        # Several processes (studio.distributed): `gen` stays identical in all of them, so they draw the same global
+        # batch and each trains on its slice; what is drawn per image of a slice comes from a stream of its own.
+        self.world = distributed.world()
+        if cfg.batch % self.world.size:
+            raise UserError(f"Batch {cfg.batch} does not split evenly over {self.world.size} devices: use a multiple of "
+                            f"{self.world.size}.")
+        self.local_gen = self.gen if self.world.size == 1 else \
+            torch.Generator().manual_seed(cfg.seed + 7919 * (self.world.rank + 1))
         # Regularisers' running state, saved with the checkpoint so a resume continues exactly.
         self.ada_p = torch.tensor(0.0 if cfg.ada_target > 0 else 1.0)  # probability that an image is augmented
         self.ada_signs = torch.tensor(0.0)                              # sum of sign(D(real)) since the last adjustment
@@ -214,15 +234,15 @@ class CGANTrainer:
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         if not self.policy or self.ada_p <= 0:
             return x
-        augmented = diff_augment(x, self.policy, generator=self.gen)
+        augmented = diff_augment(x, self.policy, generator=self.local_gen)
         if self.ada_p >= 1:
             return augmented
-        keep = torch.rand(len(x), generator=self.gen) >= self.ada_p  # per image, as ADA does
+        keep = torch.rand(len(x), generator=self.local_gen) >= self.ada_p  # per image, as ADA does
         return torch.where(keep.to(x.device)[:, None, None, None], x, augmented)
 
     def _adapt_augmentation(self, d_real: torch.Tensor, step: int) -> None:
         """ADA's heuristic: D sure of every real image (mean sign above target) means it overfits: augment more."""
-        self.ada_signs += torch.sign(d_real.detach()).mean().cpu()
+        self.ada_signs += distributed.mean_across(torch.sign(d_real.detach()).mean()).cpu()
         if (step + 1) % ADA_ADJUST_EVERY == 0:
             r_t = float(self.ada_signs) / ADA_ADJUST_EVERY
             delta = ADA_ADJUST_EVERY / ADA_SPEED_STEPS * (1 if r_t > self.cfg.ada_target else -1)
@@ -231,14 +251,14 @@ class CGANTrainer:
 
     def _lecam(self, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
         """LeCam (Tseng et al. 2021): keep D's outputs near the other side's moving mean, so D cannot run away."""
-        means = torch.stack([d_real.detach().mean(), d_fake.detach().mean()]).float().cpu()
+        means = distributed.mean_across(torch.stack([d_real.detach().mean(), d_fake.detach().mean()])).float().cpu()
         self.lecam_ema.lerp_(means, 1 - LECAM_DECAY)
         ema_real, ema_fake = self.lecam_ema.tolist()
         return nn.functional.relu(d_real - ema_fake).pow(2).mean() + nn.functional.relu(ema_real - d_fake).pow(2).mean()
 
     def _recon_loss(self, recon) -> torch.Tensor:
         loss = 0.0
-        for out, target in ((recon.whole, recon.whole_target), (recon.part, recon.part_target)):
+        for out, target in ((recon.whole.float(), recon.whole_target), (recon.part.float(), recon.part_target)):
             if self.recon_net is not None:
                 loss = loss + sum((a - b).abs().mean() for a, b in zip(self.recon_net(out), self.recon_net(target)))
             else:  # weight-free: the pixels, and the 4×4 colour layout that pixels alone weigh too little
@@ -249,19 +269,23 @@ class CGANTrainer:
         cfg = self.cfg
         for p in self.frozen:
             p.requires_grad_(step >= cfg.freeze_steps)
-        idx = torch.randint(len(self.images), (cfg.batch,), generator=self.gen).to(self.device)
+        idx = torch.randint(len(self.images), (cfg.batch,), generator=self.gen)
+        z = torch.randn(cfg.batch, cfg.z_dim, generator=self.gen)
+        mine = slice(self.world.rank * len(idx) // self.world.size, (self.world.rank + 1) * len(idx) // self.world.size)
+        idx, z = idx[mine].to(self.device), z[mine].to(self.device)
         real, y = self.images[idx], self.labels[idx]
-        z = torch.randn(cfg.batch, cfg.z_dim, generator=self.gen).to(self.device)
 
-        # 1. Discriminator: hinge loss on augmented real and fake.
-        with torch.no_grad():
-            fake = self.g(z, y, noise_rng=self.gen)
-        real_aug = self._augment(real).requires_grad_(cfg.r1 > 0)
-        if self.reconstructs:
-            d_real, recon = self.d(real_aug, y, reconstruct=True, generator=self.gen)
-        else:
-            d_real = self.d(real_aug, y)
-        d_fake = self.d(self._augment(fake), y)
+        # 1. Discriminator: hinge loss on augmented real and fake (networks under autocast, losses in fp32).
+        with autocast(self.device, self.precision):
+            with torch.no_grad():
+                fake = self.g(z, y, noise_rng=self.local_gen)
+            real_aug = self._augment(real).requires_grad_(cfg.r1 > 0)
+            if self.reconstructs:
+                d_real, recon = self.d(real_aug, y, reconstruct=True, generator=self.local_gen)
+            else:
+                d_real = self.d(real_aug, y)
+            d_fake = self.d(self._augment(fake), y)
+        d_real, d_fake = d_real.float(), d_fake.float()
         loss_d = nn.functional.relu(1 - d_real).mean() + nn.functional.relu(1 + d_fake).mean()
         losses = {"d_loss": loss_d.detach(), "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
         if self.reconstructs:
@@ -282,13 +306,16 @@ class CGANTrainer:
             losses["r1"] = r1.detach()
         self.opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
+        distributed.average_gradients(self.d)
         self.opt_d.step()
 
         # 2. Generator: fool D through the same augmentation; pairs of latents per label for mode seeking.
-        half = cfg.batch // 2
+        half = len(z) // 2 if cfg.mode_seeking > 0 else 0  # mode seeking pairs latents within this process's slice
         y_g = torch.cat([y[:half], y[:half], y[2 * half:]])
-        fake = self.g(z, y_g, noise_rng=self.gen)
-        loss_g = -self.d(self._augment(fake), y_g).mean()
+        with autocast(self.device, self.precision):
+            fake = self.g(z, y_g, noise_rng=self.local_gen)
+            score = self.d(self._augment(fake), y_g)
+        fake, loss_g = fake.float(), -score.float().mean()
         if cfg.mode_seeking > 0 and half > 0:
             spread = (fake[:half] - fake[half:2 * half]).abs().mean(dim=(1, 2, 3)) / (z[:half] - z[half:2 * half]).abs().mean(dim=1)
             loss_ms = 1 / (spread.mean() + 1e-5)
@@ -296,6 +323,7 @@ class CGANTrainer:
             losses["mode_seeking"] = loss_ms.detach()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        distributed.average_gradients(self.g)
         self.opt_g.step()
         losses["g_loss"] = loss_g.detach()
 
@@ -304,6 +332,8 @@ class CGANTrainer:
         with torch.no_grad():
             for pe, p in zip(self.g_ema.parameters(), self.g.parameters()):
                 pe.lerp_(p, 1 - decay)
+        if self.world.size > 1:  # what the global batch scored, as one process would log it
+            losses = dict(zip(losses, distributed.mean_across(torch.stack([v.float() for v in losses.values()]))))
         return losses
 
     @torch.no_grad()
@@ -382,3 +412,10 @@ def load_sampler(tensors: dict[str, torch.Tensor], meta: dict, *, device: str | 
     g = cfg.networks.Generator(cfg.shapes(len(meta["classes"])))
     g.load_state_dict({k[len("g_ema/"):]: v for k, v in tensors.items() if k.startswith("g_ema/")})
     return CGANSampler(g.to(device, memory_format=cfg.memory_format).requires_grad_(False), meta["classes"])
+
+
+METHOD = Method("cgan", title="cGAN: train a class-conditional GAN on your images",
+                help="a class-conditional GAN trained from the small labelled set (cArtGAN), optionally transferred",
+                config=CGANConfig, presets=PRESETS, preset_titles=PRESET_TITLES,
+                loop={"iters": 2500, "sample_every": 250, "checkpoint_every": 500},
+                build_trainer=build_trainer, load_sampler=load_sampler, can=frozenset({"class_mix"}))

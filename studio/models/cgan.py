@@ -125,11 +125,13 @@ class Discriminator(nn.Module):
 
 
 def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
-    """One channel holding the feature standard deviation across groups of `group` samples, averaged."""
+    """One channel holding the feature standard deviation across groups of `group` consecutive samples, averaged.
+
+    Consecutive, so a batch split over devices in slices (studio.distributed) forms the same groups as one device."""
     n = h.shape[0]
     g = min(group, n)
     while n % g:
         g -= 1
-    y = h.float().view(g, n // g, *h.shape[1:])
-    std = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # [n // g]
-    return std.repeat(g).view(n, 1, 1, 1).expand(n, 1, *h.shape[2:]).to(h.dtype)
+    y = h.float().view(n // g, g, *h.shape[1:])
+    std = (y.var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))  # [n // g]
+    return std.repeat_interleave(g).view(n, 1, 1, 1).expand(n, 1, *h.shape[2:]).to(h.dtype)

@@ -1,7 +1,8 @@
 """The Blend tab: steer a run with a CLIP prompt, or blend two BSA runs, as a job; watch the score climb.
 
-A blend is a job like training (`python -m studio blend … --run NAME`), so it queues behind a
-training job, survives a reload and stops cleanly; its result lands in exports/blends/<name>/.
+A blend is a job like training (method "blend" in studio.methods; `python -m studio job NAME` runs it), so it
+queues behind a training job, survives a reload and stops cleanly; its result lands in exports/blends/<name>/.
+The number fields' labels and ranges come from studio.guide.BlendConfig's metadata, and so do their checks.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from typing import Any
 import gradio as gr
 
 from studio.errors import UserError
-from studio.guide import GuideConfig, blend_name, run_mix_layers
+from studio.guide import BlendConfig, blend_name, blend_result, run_mix_layers
 from studio.jobs import JobManager, JobRequest
+from studio.options import check_values, options, widget
 from studio.ui.common import user_errors
 from studio.ui.live import LivePanel
 from studio.ui.session import Sessions
@@ -21,7 +23,7 @@ from studio.workspace import Workspace
 
 MIX_MODES = {"Let the prompt decide (optimised per layer)": "auto", "One mix for every layer": "one",
              "Coarse layers from A, fine layers from B": "split"}
-DEFAULT = GuideConfig(prompt="-")
+DEFAULT = options(BlendConfig)
 
 
 def model_runs(jobs: JobManager, method: str | None = None) -> list[str]:
@@ -53,22 +55,18 @@ def blend_request(ws: Workspace, jobs: JobManager, form: dict[str, Any]) -> JobR
     taken = {v.run for v in jobs.runs()}
     name = (form.get("name") or "").strip() or blend_name(form.get("prompt") or "", taken.__contains__)
     b = form.get("b") or None
+    numbers = check_values(BlendConfig, {k: form[k] for k in ("steps", "cutouts", "lr", "seed")})  # each error names its field
     config = {"a": form.get("a"), "b": b, "prompt": form.get("prompt") or "", "negative": form.get("negative") or "",
-              "clip": form.get("clip"), "steps": int(form["steps"]), "cutouts": int(form["cutouts"]), "lr": form["lr"],
+              "clip": form.get("clip"), **numbers,
               "mix": mix_setting(ws, form["a"], b, MIX_MODES.get(form["mix_mode"], "auto"), form["mix"], form["switch"])
               if form.get("a") else "auto",
-              "seed": int(form["seed"]), "compare": bool(form.get("compare")), "out": str(ws.exports / "blends" / f"{name}.png")}
+              "compare": bool(form.get("compare")), "out": str(ws.exports / "blends" / f"{name}.png")}
     return JobRequest("blend", name, config=config, device=form.get("device") or "auto")
-
-
-def blend_result(ws: Workspace, name: str | None) -> dict[str, Any] | None:
-    path = ws.exports / "blends" / (name or "-") / "result.json"
-    return json.loads(path.read_text()) if name and path.exists() else None
 
 
 def result_view(ws: Workspace, name: str | None) -> tuple:
     """Final image, frame strip, the mix per layer and the compare pair, for a finished blend."""
-    result = blend_result(ws, name)
+    result = blend_result(ws, name) if name else None
     if result is None:
         return None, None, [], "", None, None
     rows = [[layer, m] for layer, m in zip(result["mix_layers"], result["mix"])]
@@ -109,13 +107,12 @@ def render(sessions: Sessions, *, dev: bool = False) -> None:
                 switch = gr.Slider(0, 16, value=4, step=1, label="Layers from A before switching to B", elem_id="blend-switch")
             clip = gr.Dropdown(clip_choices(dev), value="tiny" if dev else "ViT-B-32", label="CLIP", elem_id="blend-clip")
             with gr.Row():
-                steps = gr.Number(DEFAULT.steps, label="Steps", precision=0, minimum=1, elem_id="blend-steps")
-                cutouts = gr.Number(DEFAULT.cutouts, label="Cutouts", precision=0, minimum=1, maximum=256,
-                                    info="crops CLIP sees per step: more is steadier and slower", elem_id="blend-cutouts")
-                lr = gr.Number(DEFAULT.lr, label="Learning rate", minimum=0)
-                seed = gr.Number(0, label="Seed", precision=0, minimum=0, elem_id="blend-seed")
+                steps = gr.Number(DEFAULT["steps"].default, **widget(BlendConfig, "steps"), elem_id="blend-steps")
+                cutouts = gr.Number(DEFAULT["cutouts"].default, **widget(BlendConfig, "cutouts"), elem_id="blend-cutouts")
+                lr = gr.Number(DEFAULT["lr"].default, **widget(BlendConfig, "lr"))
+                seed = gr.Number(DEFAULT["seed"].default, **widget(BlendConfig, "seed"), elem_id="blend-seed")
             with gr.Row():
-                compare = gr.Checkbox(label="Compare with the base BigGAN (BSA runs)", elem_id="blend-compare")
+                compare = gr.Checkbox(label=DEFAULT["compare"].label, elem_id="blend-compare")
                 device = gr.Dropdown(["auto", "cpu", "cuda"], value="auto", label="Device")
             name = gr.Textbox(label="Name", placeholder="empty: from the prompt", elem_id="blend-name")
             start_btn = gr.Button("Start blending", variant="primary", elem_id="blend-start")

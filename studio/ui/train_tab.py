@@ -7,31 +7,29 @@ follow the truth after a failure, a reload reattaches, and a restarted app shows
 from __future__ import annotations
 
 import json
-import math
 import time
-from dataclasses import fields
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
 
 import gradio as gr
 
 from studio.data.dataset import list_datasets
 from studio.errors import UserError
 from studio.jobs import JobManager, JobRequest
-from studio.methods import bsa, cgan
+from studio.methods import method, training_methods
+from studio.methods.bsa import ADAPT_MODES
 from studio.models.biggan import BIGGAN_NAMES, resolve_biggan
 from studio.models.cgan import RESOLUTIONS
-from studio.train import LoopConfig
+from studio.options import Option, check, options, widget
+from studio.train import LoopConfig, new_run_configs
 from studio.ui.common import user_errors
 from studio.ui.live import LivePanel
 from studio.ui.session import Sessions
 from studio.workspace import Workspace, free_name, write_json_atomic
 
 FORM_STORAGE_KEY = "artgan-studio-train-form"
-METHODS = {"cgan": cgan, "bsa": bsa}
-METHOD_CHOICES = [("cGAN: train a class-conditional GAN on your images", "cgan"),
-                  ("BSA: adapt a pretrained BigGAN-deep (frozen; only scale/shift, class and latents learn)", "bsa")]
-# Form field → (method, config field). Loop fields and the shared ones are separate.
+# Form field → (method, config field): laid out by hand; labels, bounds, help and types come from the fields' metadata.
 CONFIG_FIELDS = {
     "model": ("bsa", "model"), "adapt": ("bsa", "adapt"), "bsa_batch": ("bsa", "batch"), "bsa_lr": ("bsa", "lr"),
     "perceptual": ("bsa", "perceptual"), "class_init": ("bsa", "class_init"),
@@ -41,29 +39,37 @@ CONFIG_FIELDS = {
 }
 LOOP_FIELDS = ("iters", "sample_every", "checkpoint_every")
 FORM_KEYS = ("run", "dataset", "method", "preset", *CONFIG_FIELDS, *LOOP_FIELDS, "device")
-# The widgets' labels and the number fields' least values: the form is built from these, and a settings file is
-# checked against them (and against the config dataclasses' own checks).
-LABELS = {"method": "Method", "preset": "Preset", "model": "BigGAN-deep", "adapt": "What adapts", "bsa_batch": "Batch",
-          "bsa_lr": "Learning rate (latents; others scale from it)", "perceptual": "Perceptual loss",
-          "class_init": "Start class (ImageNet index)", "resolution": "Resolution (px)", "cgan_batch": "Batch",
-          "lr_g": "Generator lr", "lr_d": "Discriminator lr", "augment": "DiffAugment", "mode_seeking": "Mode seeking",
-          "g_ch": "Generator width", "d_ch": "Discriminator width", "transfer_from": "Transfer from run",
-          "iters": "Steps", "sample_every": "Preview every", "checkpoint_every": "Checkpoint every", "device": "Device"}
-MINIMUM = {"bsa_batch": 1, "bsa_lr": 0, "class_init": 0, "cgan_batch": 2, "lr_g": 0, "lr_d": 0, "mode_seeking": 0,
-           "g_ch": 4, "d_ch": 4, "iters": 1, "sample_every": 1, "checkpoint_every": 1}
+CHOICE_LABELS = {"method": "Method", "preset": "Preset", "device": "Device"}  # the form's fields that are no config's
 AUGMENT_CHOICES = ["color", "translation", "cutout"]
 FIRST_RUN_PRESET = "cpu-32"  # the offline demo: class-conditioned art within minutes on a CPU
 
 
-def preset_values(method: str, preset: str | None) -> dict[str, Any]:
-    """Form values for a method's preset (or its defaults): config fields and loop fields."""
-    module = METHODS[method]
-    values = {f.name: f.default for f in fields(module.CONFIG)}
-    values |= {f.name: f.default for f in fields(LoopConfig)} | module.DEFAULT_LOOP | module.PRESETS.get(preset or "", {})
-    form = {key: values[name] for key, (m, name) in CONFIG_FIELDS.items() if m == method}
-    if method == "cgan":
-        form["augment"] = [p for p in values["augment"].split(",") if p]
-    return {**form, **{k: values[k] for k in LOOP_FIELDS}, "method": method, "preset": preset}
+def method_choices() -> list[tuple[str, str]]:
+    return [(m.title, m.name) for m in training_methods()]
+
+
+def _config_of(key: str) -> tuple[type, str]:
+    """The dataclass and field behind form field `key`."""
+    if key in LOOP_FIELDS:
+        return LoopConfig, key
+    name, field = CONFIG_FIELDS[key]
+    return method(name).config, field
+
+
+def _option(key: str) -> Option:
+    """Form field `key`'s option, named by the form's key (what a settings file says: "Batch (cgan_batch)")."""
+    cls, field = _config_of(key)
+    return replace(options(cls)[field], name=key)
+
+
+def preset_values(method_name: str, preset: str | None) -> dict[str, Any]:
+    """Form values for a method's preset (or its defaults): config fields and loop fields (studio.train's one merge)."""
+    cfg, loop = new_run_configs(method_name, preset=preset)
+    values = asdict(cfg)
+    form = {key: values[name] for key, (m, name) in CONFIG_FIELDS.items() if m == method_name}
+    if method_name == "cgan":
+        form["augment"] = [p for p in values["augment"].split(",") if p and p != "none"]
+    return {**form, **{k: getattr(loop, k) for k in LOOP_FIELDS}, "method": method_name, "preset": preset}
 
 
 def dataset_choices(ws: Workspace) -> list[str]:
@@ -80,30 +86,22 @@ def default_form(ws: Workspace) -> dict[str, Any]:
 
 
 def form_request(form: dict[str, Any], taken: list[str]) -> JobRequest:
-    """The job a filled form asks for; an empty run name becomes `<dataset>-<method>[-N]`."""
-    method, dataset = form["method"], form.get("dataset")
-    if method not in METHODS:
+    """The job a filled form asks for, each value checked by its field; an empty run name becomes `<dataset>-<method>[-N]`."""
+    method_name, dataset = form["method"], form.get("dataset")
+    if method_name not in [m.name for m in training_methods()]:
         raise UserError("Choose a training method: cGAN or BSA.")
     config: dict[str, Any] = {}
     for key, (m, name) in CONFIG_FIELDS.items():
         value = form.get(key)
-        if m != method or value in (None, ""):
+        if m != method_name or value in (None, ""):
             continue
-        config[name] = ",".join(value) if key == "augment" else value
-    for name in ("batch", "resolution", "g_ch", "d_ch", "class_init"):
-        if name in config:
-            config[name] = _whole(config[name], name)
-    if config.get("augment") == "":
-        config["augment"] = "none"
-    loop = {k: _whole(form[k], k) for k in LOOP_FIELDS if form.get(k) not in (None, "")}
-    name = (form.get("run") or "").strip() or free_name(f"{dataset or 'run'}-{method}", taken.__contains__)
-    return JobRequest(method, name, dataset=dataset, config=config, loop=loop, device=form.get("device") or "auto")
-
-
-def _whole(value: Any, name: str) -> int:
-    if float(value) != int(float(value)) or int(float(value)) < 0:
-        raise UserError(f"{name.replace('_', ' ').capitalize()} must be a whole number, not {value}.")
-    return int(float(value))
+        config[name] = (",".join(value) or "none") if key == "augment" else value
+    loop = {k: form[k] for k in LOOP_FIELDS if form.get(k) not in (None, "")}
+    form_key = {name: key for key, (m, name) in CONFIG_FIELDS.items() if m == method_name}
+    config = {name: check(_option(form_key[name]), value) for name, value in config.items()}
+    loop = {name: check(_option(name), value) for name, value in loop.items()}
+    name = (form.get("run") or "").strip() or free_name(f"{dataset or 'run'}-{method_name}", taken.__contains__)
+    return JobRequest(method_name, name, dataset=dataset, config=config, loop=loop, device=form.get("device") or "auto")
 
 
 def save_settings(ws: Workspace, form: dict[str, Any]) -> Path:
@@ -121,59 +119,42 @@ def read_settings(path: Path, *, dev: bool = False, runs: list[str] | None = Non
         values = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path.name} is not a settings file saved by the studio ({exc}).") from None
-    if not isinstance(values, dict) or values.get("method") not in METHODS:
+    if not isinstance(values, dict) or values.get("method") not in [m.name for m in training_methods()]:
         raise UserError(f"{path.name} is not a settings file saved by the studio: it names no training method.")
     return check_settings({k: v for k, v in values.items() if k in FORM_KEYS and k not in ("run", "dataset")},
                           dev=dev, runs=runs)
 
 
 def check_settings(values: dict[str, Any], *, dev: bool = False, runs: list[str] | None = None) -> dict[str, Any]:
-    """`values` with each field checked by type and range, or a UserError naming the first bad field.
+    """`values` with each field checked, or a UserError naming the first bad field.
 
-    Types come from the config dataclasses, least values from MINIMUM (the widgets' bounds), choices from
-    the widgets' own lists, and every config field also passes its dataclass's checks. `runs`: the cGAN
-    runs a transfer may start from (None: any name).
+    Types, bounds and static choices come from the fields' metadata (studio.options); what depends on this studio
+    (models found here, devices, `runs`: the cGAN runs a transfer may start from, None: any name) is checked here,
+    and every config field also passes its dataclass's own checks.
     """
     choices: dict[str, list] = {
-        "method": list(METHODS), "preset": [None, *METHODS[values.get("method", "cgan")].PRESETS],
+        "method": [m.name for m in training_methods()], "preset": [None, *method(values.get("method", "cgan")).presets],
         "model": [*BIGGAN_NAMES, *(["tiny"] if dev else [])], "perceptual": _perceptual_choices(dev),
         "device": _device_choices(), **({"transfer_from": ["", None, *runs]} if runs is not None else {})}
     out = dict(values)
     for key, value in values.items():
-        name = f"{LABELS[key].split(' (')[0]} ({key})"  # "Resolution (resolution)", not "Resolution (px) (resolution)"
+        cls, field = _config_of(key) if key not in CHOICE_LABELS else (None, key)
+        title = _option(key).title if cls else f"{CHOICE_LABELS[key]} ({key})"
         if key in choices and value not in choices[key]:
             shown = ", ".join(str(c) for c in choices[key] if c not in (None, ""))
-            raise UserError(f"{name} must be {'one of ' + shown if shown else 'empty'}, not {value!r}.")
-        if key == "augment" and not (isinstance(value, list) and all(v in AUGMENT_CHOICES for v in value)):
-            raise UserError(f"{name} must be a list of {', '.join(AUGMENT_CHOICES)}, not {value!r}.")
-        kind = _field_type(key)
-        if key in MINIMUM and not (value is None and key == "class_init"):  # None: "empty" for an optional number
-            whole = kind is int
-            number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            if not number or (whole and value != int(value)) or value < MINIMUM[key]:
-                what = "a whole number" if whole else "a number"
-                raise UserError(f"{name} must be {what} of at least {MINIMUM[key]}, not {value!r}.")
-            out[key] = int(value) if whole else value
-        elif kind is str and key not in (*choices, "augment") and not isinstance(value, (str, type(None))):
-            raise UserError(f"{name} must be text, not {value!r}.")
+            raise UserError(f"{title} must be {'one of ' + shown if shown else 'empty'}, not {value!r}.")
+        if key == "augment":
+            if not (isinstance(value, list) and all(v in AUGMENT_CHOICES for v in value)):
+                raise UserError(f"{title} must be a list of {', '.join(AUGMENT_CHOICES)}, not {value!r}.")
+            value = ",".join(value) or "none"
+        elif cls is not None and not (key == "transfer_from" and value == ""):
+            out[key] = value = check(_option(key), value)
         if key in CONFIG_FIELDS:
-            method, field = CONFIG_FIELDS[key]
             try:
-                METHODS[method].CONFIG(**{field: ",".join(value) if key == "augment" else out[key]})
+                cls(**{field: value})
             except UserError as exc:
-                raise UserError(f"{name} cannot be {value!r}: {exc}") from None
+                raise UserError(f"{title} cannot be {values[key]!r}: {exc}") from None
     return out
-
-
-def _field_type(key: str) -> type | None:
-    """int, float or str: the type of the config (or loop) field behind form field `key`; None for the others."""
-    if key in LOOP_FIELDS:
-        return get_type_hints(LoopConfig)[key]
-    if key not in CONFIG_FIELDS:
-        return None
-    method, field = CONFIG_FIELDS[key]
-    hint = get_type_hints(METHODS[method].CONFIG)[field]
-    return next((t for t in (int, float, str) if hint is t or t in getattr(hint, "__args__", ())), None)
 
 
 def model_choices(dev: bool) -> list[tuple[str, str]]:
@@ -194,8 +175,11 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
     start = default_form(built.ws)
 
     def number(key: str, value: Any = ..., **kwargs) -> gr.Number:
-        return gr.Number(start[key] if value is ... else value, label=LABELS[key], minimum=MINIMUM[key],
-                         precision=0 if _field_type(key) is int else None, **kwargs)
+        return gr.Number(start[key] if value is ... else value, **{**labelled(key), **kwargs})
+
+    def labelled(key: str) -> dict[str, Any]:
+        """A widget's label, info and, for numbers, bounds and precision: from the field's metadata."""
+        return widget(*_config_of(key)) if key not in CHOICE_LABELS else {"label": CHOICE_LABELS[key]}
     with gr.Row():
         with gr.Column(scale=2):
             gr.Markdown("### New training run")
@@ -203,44 +187,39 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
                                   info="A folder under runs/; letters, digits, '.', '_' and '-'.")
             dataset = gr.Dropdown(dataset_choices(built.ws), value=start["dataset"], label="Dataset",
                                   elem_id="train-dataset")
-            method = gr.Radio(METHOD_CHOICES, value=start["method"], label=LABELS["method"], elem_id="train-method")
-            preset = gr.Dropdown(_preset_choices(start["method"]), value=start["preset"], label=LABELS["preset"],
+            method = gr.Radio(method_choices(), value=start["method"], **labelled("method"), elem_id="train-method")
+            preset = gr.Dropdown(_preset_choices(start["method"]), value=start["preset"], **labelled("preset"),
                                  info="Fills the settings below with a tested recipe.", elem_id="train-preset")
             with gr.Group(visible=start["method"] == "bsa") as bsa_group:
-                model = gr.Dropdown(model_choices(dev), value=start["model"], label=LABELS["model"],
-                                    info="Pretrained generator to adapt; the label says where its weights come from.",
+                model = gr.Dropdown(model_choices(dev), value=start["model"], **{
+                    **labelled("model"), "info": "Pretrained generator to adapt; the label says where its weights come from."},
                                     elem_id="train-model")
-                adapt = gr.Radio(list(bsa.ADAPT_MODES), value=start["adapt"], label=LABELS["adapt"],
-                                 info="hyper-bn: the reference recipe; scale-shift: per-channel γ/β on every batch norm")
+                adapt = gr.Radio(list(ADAPT_MODES), value=start["adapt"], **labelled("adapt"))
                 with gr.Row():
                     bsa_batch = number("bsa_batch")
                     bsa_lr = number("bsa_lr")
                 with gr.Row():
-                    perceptual = gr.Dropdown(_perceptual_choices(dev), value=start["perceptual"],
-                                             label=LABELS["perceptual"], info="VGG16 features (downloads 528 MB once)")
-                    class_init = number("class_init", None, info="empty: the mean of all ImageNet classes")
+                    perceptual = gr.Dropdown(_perceptual_choices(dev), value=start["perceptual"], **labelled("perceptual"))
+                    class_init = number("class_init", None)
             with gr.Group(visible=start["method"] == "cgan") as cgan_group:
                 with gr.Row():
-                    resolution = gr.Dropdown(list(RESOLUTIONS), value=start["resolution"], label=LABELS["resolution"],
-                                             info="32 trains in minutes on a CPU; 64/128 want a GPU")
+                    resolution = gr.Dropdown(list(RESOLUTIONS), value=start["resolution"], label=labelled("resolution")["label"],
+                                             info=labelled("resolution")["info"])
                     cgan_batch = number("cgan_batch")
                 with gr.Row():
                     lr_g = number("lr_g")
                     lr_d = number("lr_d")
-                    mode_seeking = number("mode_seeking",
-                                          info="rewards different images for different latents; guards against collapse")
-                augment = gr.CheckboxGroup(AUGMENT_CHOICES, value=start["augment"], label=LABELS["augment"],
-                                           info="keeps the discriminator from memorising a small dataset")
+                    mode_seeking = number("mode_seeking")
+                augment = gr.CheckboxGroup(AUGMENT_CHOICES, value=start["augment"], **labelled("augment"))
                 with gr.Row():
                     g_ch = number("g_ch")
                     d_ch = number("d_ch")
-                    transfer_from = gr.Dropdown(["", *_cgan_runs(built)], value="", label=LABELS["transfer_from"],
-                                                info="start from an earlier cGAN run's generator (same resolution and widths)")
+                    transfer_from = gr.Dropdown(["", *_cgan_runs(built)], value="", **labelled("transfer_from"))
             with gr.Row():
-                iters = number("iters", elem_id="train-iters")
-                sample_every = number("sample_every", elem_id="train-sample-every")
-                checkpoint_every = number("checkpoint_every")
-                device = gr.Dropdown(_device_choices(), value="auto", label=LABELS["device"])
+                iters = number("iters", elem_id="train-iters", info=None)  # the CLI's help is too long for the row
+                sample_every = number("sample_every", elem_id="train-sample-every", info=None)
+                checkpoint_every = number("checkpoint_every", info=None)
+                device = gr.Dropdown(_device_choices(), value="auto", **labelled("device"))
             start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
             with gr.Accordion("Presets as JSON", open=False):
                 gr.Markdown("Save these settings to a file, or load a file saved before.")
@@ -293,7 +272,8 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
             raise UserError("Pick a run to continue.")
         jobs = sessions.jobs(request)
         view = jobs.view(name)
-        jobs.resume(name, iters=int(steps) if steps and int(steps) > view.step else None, device=device_v)
+        steps = check(_option("iters"), steps) if steps not in (None, "") else None
+        jobs.resume(name, iters=steps if steps and steps > view.step else None, device=device_v)
         return panel.refresh(jobs, name)
 
     panel.resume_btn.click(on_resume, [panel.picked, iters, device], panel.outputs)
@@ -337,9 +317,9 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
     dataset.focus(on_dataset_focus, None, [dataset])
 
 
-def _preset_choices(method: str) -> list[tuple[str, str]]:
-    module = METHODS[method]
-    return [(module.PRESET_TITLES.get(name, name), name) for name in module.PRESETS]
+def _preset_choices(method_name: str) -> list[tuple[str, str]]:
+    m = method(method_name)
+    return [(m.preset_titles.get(name, name), name) for name in m.presets]
 
 
 def _perceptual_choices(dev: bool) -> list[str]:
