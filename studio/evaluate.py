@@ -2,7 +2,8 @@
 
 Draws samples from a run's checkpoint (or from a snapshot of an earlier step) and measures them against
 the dataset it trained on: the judge-based figures of studio.metrics (class fidelity, diversity,
-precision/recall), KID and FID in a feature space (CLIP by default; Inception-v3; tiny for tests), and
+precision/recall), KID and FID in a feature space (CLIP by default; Inception-v3; "judge": the embedding of the
+judge trained on the dataset itself, which needs no download and so works everywhere; tiny for tests), and
 memorisation: each sample's nearest training image, in features and in pixels. A blend run's report is its
 prompt score and the base model's on the same prompt. Reports are JSON-able dicts written into the run folder.
 """
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from studio.data.dataset import Dataset
 from studio.errors import UserError
 from studio.methods import load_run_sampler
-from studio.metrics import evaluate_sampler, sample_by_class, train_classifier
+from studio.metrics import WORK_SIZE, Classifier, evaluate_sampler, sample_by_class, train_classifier
 from studio.quality import diversity_ratio, frechet_distance, kernel_inception_distance, memorisation
 from studio.run import RunFolder
 from studio.workspace import Workspace, write_json_atomic
@@ -57,10 +58,13 @@ def evaluate_run(ws: Workspace, run_name: str, *, dataset: str | None = None, n:
     samples = sample_by_class(sampler, n, seed)
     resolution = next(iter(samples.values())).shape[-1]
     images, labels, classes = ds.load_tensors(resolution)
+    if features == "judge" and feature_net is None and judge is None:  # one judge for the report and the features
+        judge = train_judge(sampler, images, labels, classes, seed=seed, device=device)
     report = evaluate_sampler(sampler, images, labels, classes, n=n, seed=seed, device=device, samples=samples,
                               classifier=judge)
     fakes = torch.cat(list(samples.values()))
-    net = feature_net or load_features(features, device=device)
+    net = feature_net or (judge_features(judge, ds.name, device) if features == "judge" else
+                          load_features(features, device=device))
     real_f, fake_f = net(images), net(fakes)
     kid, kid_se = kernel_inception_distance(real_f, fake_f)
     pixels = lambda x: F.interpolate(x.float(), size=(PIXEL_SIZE,) * 2, mode="bilinear", antialias=True,  # noqa: E731
@@ -79,6 +83,28 @@ def evaluate_run(ws: Workspace, run_name: str, *, dataset: str | None = None, n:
     if save:
         write_json_atomic(run.path / ("eval.json" if step is None else f"eval/step_{step:06d}.json"), report)
     return report
+
+
+def train_judge(sampler, images: torch.Tensor, labels: torch.Tensor, classes: list[str], *, seed: int = 0,
+                device: str | torch.device = "cpu") -> Classifier:
+    """The dataset-trained judge on the real images of the classes the sampler makes, in the sampler's order
+    (what evaluate_sampler trains when it is given none)."""
+    missing = [c for c in sampler.classes if c not in classes]
+    if missing:
+        raise UserError(f"The model makes the classes {', '.join(missing)}, which the dataset does not have "
+                        f"(it has {', '.join(classes)}); evaluate against a dataset with the same classes.")
+    keep = [classes.index(c) for c in sampler.classes]
+    mask = torch.isin(labels, torch.tensor(keep))
+    remap = {c: i for i, c in enumerate(keep)}
+    return train_classifier(images[mask], torch.tensor([remap[int(lb)] for lb in labels[mask]]), len(keep),
+                            seed=seed, device=device)
+
+
+def judge_features(judge: Classifier, dataset: str, device: str | torch.device = "cpu"):
+    """The judge's embedding (evaluate_sampler's metric space) as a FeatureNet for KID, FID and memorisation."""
+    from studio.models.features import FeatureNet
+
+    return FeatureNet(f"judge:{dataset}", sum(judge.widths), judge.embed, size=WORK_SIZE, device=device)
 
 
 def _save_gallery(run: RunFolder, ds: Dataset, fakes, reals, mem: dict, step: int | None) -> list[dict]:
@@ -118,18 +144,15 @@ def evaluate_history(ws: Workspace, run_name: str, *, n: int = 60, seed: int = 0
     steps = run.snapshot_steps()
     if not steps:
         raise UserError(f"Run {run_name!r} has no snapshots (they are kept at each checkpoint); train it further first.")
-    net = load_features(features, device=device)
+    net = None if features == "judge" else load_features(features, device=device)
     judge = None
     rows = []
     for step in steps:
         if judge is None:  # one judge for every step, so the steps are measured alike
             sampler, config, _ = load_run_sampler(run, device, step)
             images, labels, classes = Dataset.open(ws, config["dataset"]).load_tensors(sampler.sample(1, label=None, seed=0).shape[-1])
-            keep = [classes.index(c) for c in sampler.classes]
-            mask = torch.isin(labels, torch.tensor(keep))
-            remap = {c: i for i, c in enumerate(keep)}
-            judge = train_classifier(images[mask], torch.tensor([remap[int(l)] for l in labels[mask]]), len(keep),
-                                     seed=seed, device=device)
+            judge = train_judge(sampler, images, labels, classes, seed=seed, device=device)
+            net = net or judge_features(judge, config["dataset"], device)
         r = evaluate_run(ws, run_name, n=n, seed=seed, step=step, device=device, feature_net=net, judge=judge, save=False)
         rows.append({"step": step, "kid_x1000": 1000 * r["kid"]["value"], "memorised": r["memorisation"]["fraction"],
                      "diversity": r["feature_diversity"]["ratio"], "fidelity": r["fidelity"].get("mean")})

@@ -60,13 +60,24 @@ def make_image(tmp_path: Path) -> Callable[..., Path]:
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def hub_probe_says_reachable(monkeypatch):
+    """Tests never touch the network, the hub probe included: it answers "reachable", so a test that unsets
+    HF_HUB_OFFLINE means "online". tests/test_reach.py puts the real probe back to check it."""
+    from studio.models import reach
+
+    reach.forget()
+    monkeypatch.setattr(reach, "_probe", lambda endpoint: True)
+
+
 @contextmanager
-def running_app(workspace: Path, *extra: str):
-    """`python app.py --dev` on a free port over `workspace`, offline; yields (url, process), then stops it (SIGTERM)."""
+def running_app(workspace: Path, *extra: str, env: dict[str, str] | None = None):
+    """`python app.py --dev` on a free port over `workspace`, offline (HF_HUB_OFFLINE=1 unless `env` says otherwise);
+    yields (url, process), then stops it (SIGTERM)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **(env or {})}
     proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--workspace", str(workspace),
                              "--dev", *extra], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from studio.cli import main
-from studio.data.dataset import MANIFEST, CropSettings, Dataset, ImportReport
+from studio.data.dataset import MANIFEST, CropSettings, Dataset, ImportReport, display_name, export_name
 from studio.data.decode import decode_image
 from studio.errors import UserError
 from studio.workspace import Workspace, validate_name
@@ -639,6 +639,21 @@ def test_remove_one_patch_keeps_the_shared_original(workspace, make_image):
     assert not original.exists() and Dataset.open(workspace, "art").images == []
 
 
+def test_undo_puts_the_last_remove_back_in_place(workspace, labelled):
+    before = [dict(img) for img in labelled.images]
+    files = {img["id"]: labelled.image_path(img).read_bytes() for img in before}
+    labelled.remove([before[0]["id"], before[2]["id"]])
+    assert [img["id"] for img in Dataset.open(workspace, "art").images] == [before[1]["id"]]
+    restored = Dataset.open(workspace, "art").undo_remove()
+    reopened = Dataset.open(workspace, "art")
+    assert [img["id"] for img in restored] == [before[0]["id"], before[2]["id"]] and reopened.images == before
+    assert all(reopened.image_path(img).read_bytes() == files[img["id"]] for img in before)
+    assert all((reopened.path / img["original"]).exists() for img in before)
+    with pytest.raises(UserError, match="Nothing to undo"):
+        reopened.undo_remove()
+    assert display_name(before[0]) == Path(before[0]["source"]).name
+
+
 def test_recrop_redoes_every_crop_from_the_originals(workspace, labelled):
     labelled.relabel([labelled.images[0]["id"]], "special")
     labels = {img["id"]: img["label"] for img in labelled.images}
@@ -678,7 +693,8 @@ def test_export_zip_is_imagefolder_and_reimports_with_the_same_counts(workspace,
     with zipfile.ZipFile(out) as zf:
         names = set(zf.namelist())
         manifest = json.loads(zf.read(f"art/{MANIFEST}"))
-    assert names == {f"art/{MANIFEST}"} | {f"art/{img['label']}/{img['id']}.png" for img in labelled.images}
+    assert names == {f"art/{MANIFEST}"} | {f"art/{img['label']}/{export_name(img)}" for img in labelled.images}
+    assert all(Path(img["source"]).stem in str(names) for img in labelled.images)  # named by source, not hash
     assert manifest["images"] == labelled.images
     copy, report = run_import(workspace, out, name="art-copy", labels_from_folders=True)
     assert report.counts == labelled.counts() == {"abstract": 2, "cubism": 1}

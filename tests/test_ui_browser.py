@@ -1,10 +1,13 @@
-"""The Dataset tab in a real headless Chromium: upload through the page, see the gallery, see a rejected file named."""
+"""The studio in a real headless Chromium, as a first-time user meets it: on a machine with no network and without
+HF_HUB_OFFLINE (the hub is a local port nobody answers), upload and curate, train and watch the curves draw, generate,
+evaluate and blend. Assertions are about what a person sees: drawn strokes and coloured pixels, visible text."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import socket
 import time
 import urllib.request
 from pathlib import Path
@@ -29,7 +32,10 @@ def app_url(tmp_path_factory):
             pytest.fail("Chromium is missing: .ci/run installs it (apt-get install chromium).")
         pytest.skip("Chromium is not installed (apt-get install chromium) — browser tests skipped.")
     workspace = tmp_path_factory.mktemp("ws")
-    with running_app(workspace) as (url, proc):
+    with socket.socket() as s:  # a port nobody listens on: the hub "cannot be reached", as on a machine without network
+        s.bind(("127.0.0.1", 0))
+        dead_hub = f"http://127.0.0.1:{s.getsockname()[1]}"
+    with running_app(workspace, env={"HF_HUB_OFFLINE": "", "HF_ENDPOINT": dead_hub}) as (url, proc):
         yield url, workspace, proc.pid
 
 
@@ -61,10 +67,33 @@ def _upload_files(tmp_path: Path) -> list[Path]:
     return [*files, bad]
 
 
-def test_tabs_exist(studio_page):
+def test_tabs_exist_and_the_page_says_where_to_start(studio_page):
+    from playwright.sync_api import expect
+
     page = studio_page
     for tab in ("Dataset", "Train", "Generate", "Blend"):
         assert page.get_by_role("tab", name=tab).count() >= 1
+    expect(page.locator("#studio-header")).to_contain_text("Start here")
+
+
+def drawn_curves(page, plot: str) -> tuple[int, set[str]]:
+    """(vertices of the stroked lines, their colours) in a LinePlot's SVG: what a person sees, not that it exists.
+    A line with no stroke (the blank-curve bug) has a path but draws nothing, so it counts for nothing."""
+    vertices, colours = page.evaluate("""(sel) => {
+        const paths = Array.from(document.querySelectorAll(sel + ' .mark-line path'))
+            .filter(p => p.getAttribute('stroke') && p.getAttribute('stroke') !== 'none' && p.getAttribute('stroke') !== 'transparent');
+        return [paths.reduce((n, p) => n + ((p.getAttribute('d') || '').match(/[ML]/g) || []).length, 0),
+                paths.map(p => p.getAttribute('stroke'))];
+    }""", plot)
+    return vertices, set(colours)
+
+
+def coloured_pixels(page, selector: str) -> int:
+    """Pixels of a component's screenshot that are clearly coloured (not white, grey or black text and grid)."""
+    import io
+
+    shot = np.asarray(Image.open(io.BytesIO(page.locator(selector).screenshot())).convert("RGB")).astype(int)
+    return int(((shot.max(axis=2) - shot.min(axis=2)) > 60).sum())
 
 
 def test_first_run_has_the_demo_dataset_and_a_demo_run_ready(studio_page, app_url):
@@ -92,7 +121,11 @@ def test_upload_shows_gallery_and_names_rejected_file(studio_page, app_url, tmp_
     page.locator("#dataset-import").click()
     expect(page.locator("#dataset-status")).to_contain_text("Imported 3 of 4 files", timeout=60_000)
     expect(page.locator("#dataset-report")).to_contain_text("not_a_picture.png")
-    expect(page.locator("#dataset-report")).to_contain_text("not an image")
+    reason = page.locator("#dataset-report span.text:visible", has_text="Rejected: not an image").first
+    expect(reason).to_be_visible()  # the reason itself, whole, inside the table's box: no scrolling sideways to read it
+    box, table = reason.bounding_box(), page.locator("#dataset-report").bounding_box()
+    assert box["x"] >= table["x"] and box["x"] + box["width"] <= table["x"] + table["width"], (box, table)
+    assert reason.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), "the reason is clipped"
     expect(page.locator("#dataset-gallery img")).to_have_count(3)
     expect(page.locator("#dataset-counts")).to_contain_text("cubism")
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -101,29 +134,49 @@ def test_upload_shows_gallery_and_names_rejected_file(studio_page, app_url, tmp_
     assert manifest.count('"label": "cubism"') == 3
 
 
-def test_select_relabel_and_remove(studio_page, app_url):
+def test_select_relabel_remove_and_undo(studio_page, app_url):
     page = studio_page
     from playwright.sync_api import expect
 
-    page.locator("#dataset-gallery button.thumbnail-item").first.click()
-    expect(page.locator("#dataset-selected")).to_contain_text("Selected")
+    page.locator("#dataset-remove").click()  # nothing selected: a harmless click, answered in words
+    expect(page.locator("#dataset-selected")).to_contain_text("Nothing is selected")
+    expect(page.locator("#dataset-gallery img")).to_have_count(3)
+    expect(page.locator("#dataset-counts")).to_contain_text("cubism")
+    assert page.locator("#dataset-gallery .error, #dataset-counts .error, #dataset-show .error").count() == 0
+    page.screenshot(path=str(SHOTS / "dataset_remove_nothing.png"), full_page=True)
+
+    thumbs = page.locator("#dataset-gallery button.thumbnail-item")
+    thumbs.nth(0).click()
+    expect(page.locator("#dataset-selected")).to_contain_text("Selected 1: painting_")
+    thumbs.nth(1).click()
+    expect(page.locator("#dataset-selected")).to_contain_text("Selected 2")
     page.locator("#dataset-new-label input").fill("baroque")
     page.locator("#dataset-new-label input").press("Enter")
     page.locator("#dataset-relabel").click()
+    expect(page.locator("#dataset-selected")).to_contain_text("Relabelled 2 as baroque: painting_")
     expect(page.locator("#dataset-counts")).to_contain_text("baroque")
-    page.locator("#dataset-gallery button.thumbnail-item").first.click()
+    page.locator("#dataset-select-all").click()
+    expect(page.locator("#dataset-selected")).to_contain_text("Selected 3")
+    page.locator("#dataset-remove").click()
+    expect(page.locator("#dataset-gallery img")).to_have_count(0)
+    expect(page.locator("#dataset-selected")).to_contain_text("Removed 3: painting_")
+    page.locator("#dataset-undo").click()
+    expect(page.locator("#dataset-gallery img")).to_have_count(3)
+    expect(page.locator("#dataset-selected")).to_contain_text("Put back 3")
+    thumbs.first.click()
     page.locator("#dataset-remove").click()
     expect(page.locator("#dataset-gallery img")).to_have_count(2)
     manifest = (app_url[1] / "datasets" / "browser-set" / "dataset.json").read_text()
-    assert manifest.count('"id"') == 2
+    assert manifest.count('"id"') == 2 and manifest.count('"label": "baroque"') >= 1
 
 
 def test_demo_dataset_one_click(studio_page, app_url):
     page = studio_page
     from playwright.sync_api import expect
 
-    page.locator("#dataset-demo").click()
-    expect(page.locator("#dataset-status")).to_contain_text("generated paintings", timeout=120_000)
+    page.locator("#dataset-demo").click()  # the first visit made "demo": it is opened, not copied to demo-2
+    expect(page.locator("#dataset-status")).to_contain_text("demo is already here", timeout=120_000)
+    assert not (app_url[1] / "datasets" / "demo-2").exists()
     expect(page.locator("#dataset-counts")).to_contain_text("islamic")
     expect(page.locator("#dataset-gallery img")).to_have_count(120, timeout=60_000)
     page.screenshot(path=str(SHOTS / "dataset_demo.png"), full_page=True)
@@ -155,8 +208,23 @@ def test_train_preview_reload_stop_continue(studio_page, app_url):
     expect(page.locator("#train-preview img")).to_be_visible(timeout=60_000)
     first_preview_s = time.time() - started
     expect(page.locator("#train-status")).to_contain_text("Running", timeout=60_000)
-    expect(page.locator("#train-plot")).to_contain_text("step", timeout=30_000)  # the curve is drawn
+    # The curves draw during the live run, without a reload, in the run's own terms (this page first showed no run).
+    deadline, first = time.time() + 60, (0, set())
+    while time.time() < deadline and first[0] == 0:
+        time.sleep(1)
+        first = drawn_curves(page, "#train-plot")
+    assert first[0] > 0 and len(first[1]) >= 2, f"no stroked curve is drawn: {first}"
+    deadline, later = time.time() + 60, first
+    while time.time() < deadline and later[0] <= first[0]:
+        time.sleep(1)
+        later = drawn_curves(page, "#train-plot")
+    assert later[0] > first[0], f"the curves stopped growing: {first[0]} then {later[0]} vertices"
+    assert coloured_pixels(page, "#train-plot") > 200  # the strokes are on screen, in colour
+    legend = page.locator("#train-plot .role-legend").text_content()
+    assert "d_loss" in legend and "emd" not in legend, legend
     page.screenshot(path=str(SHOTS / "train_running.png"), full_page=True)
+    page.locator("#train-plot").screenshot(path=str(SHOTS / "train_curves_live.png"))
+    print(f"curves while training: {first[0]} then {later[0]} vertices")
 
     page.reload()  # the job belongs to the server: the page reattaches, and the form comes back from the browser
     page.get_by_role("tab", name="Train").click()
@@ -215,8 +283,12 @@ def test_generate_a_class_grid_while_a_job_trains_and_download_it(studio_page, a
     page.screenshot(path=str(SHOTS / "generate.png"), full_page=True)
 
     page.get_by_text("Evaluate: is it art").click()  # the report card of the run picked above
+    expect(page.locator("#evaluate-features input")).to_have_value(re.compile("Judge"))  # offline: the one that is here
+    clicked = time.time()
     page.locator("#evaluate-button").click()
     expect(page.locator("#evaluate-card")).to_contain_text("KID ×10³", timeout=120_000)
+    expect(page.locator("#evaluate-card")).to_contain_text("judge:")
+    print(f"Evaluate answered offline in {time.time() - clicked:.1f} s")
     expect(page.locator("#evaluate-card")).to_contain_text("Memorised")
     expect(page.locator("#evaluate-gallery img")).to_have_count(8)
     page.locator("#evaluate-history-button").click()
@@ -256,6 +328,46 @@ def test_blend_tab_guides_a_run_with_a_prompt(studio_page, app_url):
     result = json.loads((app_url[1] / "exports" / "blends" / "blend-a-red-circle" / "result.json").read_text())
     assert len(result["scores"]) == 20 and result["a"] == "browser-run"
     page.screenshot(path=str(SHOTS / "blend.png"), full_page=True)
+
+
+def test_offline_the_page_promises_no_download_and_refuses_a_bsa_start_at_once(studio_page, app_url):
+    """No network and no HF_HUB_OFFLINE: pickers say where to put the files, a BSA start is refused in a sentence before
+    anything is queued, and advice with '<folder>' in it shows that word (it is text, not an HTML tag)."""
+    import re
+
+    from playwright.sync_api import expect
+
+    page = studio_page
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-method input[value=bsa]").check()
+    page.locator("#train-model input").click()
+    expect(page.get_by_role("option").first).to_be_visible()
+    texts = page.get_by_role("option").all_inner_texts()
+    assert not any("will download" in t for t in texts) and any("not available offline: put" in t for t in texts), texts
+    page.screenshot(path=str(SHOTS / "offline_model_picker.png"), full_page=True)
+    page.get_by_role("option", name=re.compile("biggan-deep-128")).click()
+    page.locator("#train-run-name").get_by_role("textbox").fill("bsa-offline")
+    clicked = time.time()
+    page.locator("#train-start").click()
+    toast = page.get_by_test_id("toast-body").last
+    expect(toast).to_contain_text("not available offline: put config.json and pytorch_model.bin in", timeout=20_000)
+    print(f"BSA start refused after {time.time() - clicked:.1f} s")
+    assert not (app_url[1] / "runs" / "bsa-offline").exists()
+    page.screenshot(path=str(SHOTS / "offline_bsa_refused.png"), full_page=True)
+    page.locator("#train-method input[value=cgan]").check()
+
+    page.get_by_role("tab", name="Generate").click()
+    page.locator("#generate-source input").click()
+    texts = page.get_by_role("option").all_inner_texts()
+    assert texts and not any("will download" in t for t in texts), texts
+    page.keyboard.press("Escape")
+
+    page.get_by_role("tab", name="Blend").click()
+    page.locator("#blend-clip input").click()
+    page.get_by_role("option", name=re.compile("ViT-B-32.*not available offline")).click()
+    page.locator("#blend-start").click()
+    expect(page.get_by_test_id("toast-body").last).to_contain_text("local-dir:<folder>", timeout=20_000)
+    page.screenshot(path=str(SHOTS / "offline_blend_refused.png"), full_page=True)
 
 
 def test_only_the_workspace_is_served_over_http(app_url, tmp_path):

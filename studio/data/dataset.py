@@ -31,6 +31,7 @@ from studio.errors import UserError
 from studio.workspace import Workspace, validate_name, write_json_atomic
 
 MANIFEST = "dataset.json"
+REMOVED = ".removed"  # the last remove's files and entries, for undo_remove
 UNLABELED = "unlabeled"
 DEFAULT_NEAR_DUPLICATE_DISTANCE = 4  # pHash bits; re-encodes and resizes land at 0-2, distinct paintings at ~20+
 
@@ -317,18 +318,45 @@ class Dataset:
         return changed
 
     def remove(self, ids: Iterable[str]) -> int:
+        """Take images out of the dataset. Their files move to REMOVED, which holds the last remove only, so
+        `undo_remove` can bring it back; the remove before it is gone for good."""
         wanted = set(ids)
         keep = [img for img in self.images if img["id"] not in wanted]
-        removed = [img for img in self.images if img["id"] in wanted]
+        removed = [(i, img) for i, img in enumerate(self.images) if img["id"] in wanted]
         self._check_found(wanted, len(removed))
+        trash = self.path / REMOVED
+        shutil.rmtree(trash, ignore_errors=True)
+        trash.mkdir()
         self.manifest["images"] = keep
         self.save()
         still_used = {img["original"] for img in keep}
-        for img in removed:
-            self.image_path(img).unlink(missing_ok=True)
-            if img["original"] not in still_used:
-                (self.path / img["original"]).unlink(missing_ok=True)
+        files = {img["file"] for _, img in removed} | {img["original"] for _, img in removed if img["original"] not in still_used}
+        for rel in files:
+            if (self.path / rel).exists():
+                (trash / rel).parent.mkdir(parents=True, exist_ok=True)
+                (self.path / rel).replace(trash / rel)
+        write_json_atomic(trash / "removed.json", {"images": [[i, img] for i, img in removed], "files": sorted(files)})
         return len(removed)
+
+    def undo_remove(self) -> list[dict]:
+        """Put back the images of the last remove, at their places; the entries restored."""
+        trash = self.path / REMOVED
+        try:
+            record = json.loads((trash / "removed.json").read_text())
+        except (OSError, ValueError):
+            raise UserError(f"Nothing to undo in dataset {self.name!r}: no image was removed since it was last "
+                            "changed this way.") from None
+        for rel in record["files"]:
+            if _STORED_FILE.fullmatch(rel) and (trash / rel).exists():  # the record names only files we moved
+                (trash / rel).replace(self.path / rel)
+        ids = {img["id"] for img in self.images}
+        restored = [img for _, img in record["images"] if img["id"] not in ids]
+        for i, img in record["images"]:
+            if img in restored:
+                self.images.insert(min(i, len(self.images)), img)
+        self.save()
+        shutil.rmtree(trash, ignore_errors=True)
+        return restored
 
     def _check_found(self, wanted: set[str], found: int) -> None:
         if found == 0 and wanted:
@@ -360,17 +388,25 @@ class Dataset:
         self.manifest["images"] = new_images
         self.save()
         shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(self.path / REMOVED, ignore_errors=True)  # crops of the old settings: nothing to undo into
         return len(new_images)
 
     def export_zip(self, out: Path) -> Path:
-        """Write an ImageFolder zip (`label/id.png`) with the manifest, importable with --labels-from-folders."""
+        """Write an ImageFolder zip (`label/<source file>.png`) with the manifest, importable with --labels-from-folders.
+
+        Images are named by the file they came from (`export_name`), so people recognise them."""
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")
+        taken: set[str] = set()
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:  # PNGs are already compressed
             zf.writestr(f"{self.name}/{MANIFEST}", json.dumps(self.manifest, indent=1))
             for img in self.images:
-                zf.write(self.image_path(img), f"{self.name}/{img['label']}/{img['id']}.png")
+                name = f"{img['label']}/{export_name(img)}"
+                if name in taken:  # two sources with one name (from different folders): the id tells them apart
+                    name = f"{img['label']}/{export_name(img)[:-4]}-{img['id']}.png"
+                taken.add(name)
+                zf.write(self.image_path(img), f"{self.name}/{name}")
         tmp.replace(out)
         return out
 
@@ -379,6 +415,18 @@ _KINDS = {str: "text", int: "a whole number", dict: "an object", list: "a list"}
 _ENTRY_TEXT = ("id", "label", "source", "sha256", "phash", "file", "original")
 _HEX = re.compile(r"[0-9a-f]{8,64}")
 _STORED_FILE = re.compile(r"(images|originals)/\w[\w.-]*")  # what _add writes; never a path out of the folder
+
+
+def display_name(entry: dict) -> str:
+    """How people know an image: the name of the file it came from, and its patch if it is one of several."""
+    name = Path(entry["source"]).name or entry["id"]
+    return name if entry.get("patch") is None else f"{name} (patch {entry['patch'] + 1})"
+
+
+def export_name(entry: dict) -> str:
+    """A safe file name for an image in an export: its source file's stem (and patch), as .png."""
+    stem = re.sub(r"[^\w.-]+", "_", Path(entry["source"]).stem).strip("._") or entry["id"]
+    return f"{stem}.png" if entry.get("patch") is None else f"{stem}-p{entry['patch'] + 1}.png"
 
 
 def _manifest_problem(manifest: object) -> str | None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, BinaryIO, Literal, Sequence
 import torch
 
 from studio.errors import UserError
+from studio.models.reach import can_download, why_not
 from studio.workspace import atomic_writer, validate_name
 
 if TYPE_CHECKING:  # importing the package pulls in boto3 and requests (~1 s): only do it when a model is needed
@@ -87,11 +88,6 @@ def biggan_cache_dir() -> Path:
     return (Path(root).expanduser() if root else Path.home() / ".cache" / "artgan-studio") / "biggan"
 
 
-def is_offline() -> bool:
-    """HF_HUB_OFFLINE is the project's "no network" switch; read per call (huggingface_hub reads it once, at import)."""
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
-
-
 @dataclass(frozen=True)
 class BigGANSource:
     """Where `load_biggan` will get a model from, and a sentence saying so for the UI."""
@@ -101,7 +97,7 @@ class BigGANSource:
     path: Path | None  # the folder with config.json + pytorch_model.bin (for "download": where it will go)
     size_mb: float | None  # what a download costs; None when nothing needs downloading
     status: str
-    available: bool = True  # False when a download is needed but we are offline
+    available: bool = True  # False when a download is needed but cannot happen (studio.models.reach)
 
 
 def _complete(folder: Path) -> bool:  # each file lands by rename, so present means whole
@@ -149,7 +145,7 @@ def resolve_biggan(name_or_dir: str, *, checkpoints_dir: Path = CHECKPOINTS_DIR)
         raise UserError(f"Unknown BigGAN {name_or_dir!r}: use one of {', '.join(BIGGAN_NAMES)}, 'tiny', "
                         f"or a folder with {CONFIG_NAME} and {WEIGHTS_NAME}.")
     size = DOWNLOAD_MB[name_or_dir]
-    if is_offline():
+    if not can_download():
         return BigGANSource("download", name_or_dir, cached, size, f"not available offline: put {CONFIG_NAME} and "
                             f"{WEIGHTS_NAME} in {local}{os.sep}", available=False)
     return BigGANSource("download", name_or_dir, cached, size, f"will download {size:.0f} MB")
@@ -277,9 +273,8 @@ def load_biggan(name_or_dir: str = "biggan-deep-256", *, device: str | torch.dev
     else:
         assert source.path is not None
         if source.kind == "download":
-            if not download or is_offline():
-                why = "HF_HUB_OFFLINE is set" if is_offline() else "downloads are turned off"
-                raise UserError(f"BigGAN {source.name!r} is not on this machine and {why}: "
+            if not download or not can_download():
+                raise UserError(f"BigGAN {source.name!r} is not on this machine and {why_not(download)}: "
                                 f"{_put_files_sentence(source.name, Path(checkpoints_dir) / source.name)}.")
             _download(source.name, source.path, progress=progress, checkpoints_dir=checkpoints_dir)
         model = _read_model(source.path)

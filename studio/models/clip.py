@@ -30,7 +30,8 @@ from typing import Any, Literal, Sequence
 import torch
 
 from studio.errors import UserError
-from studio.models.biggan import CHECKPOINTS_DIR, is_offline
+from studio.models.biggan import CHECKPOINTS_DIR
+from studio.models.reach import can_download, why_not
 
 CLIP_DEFAULT = ("ViT-B-32", "laion2b_s34b_b79k")
 TINY_NAME = "studio-tiny-clip"
@@ -89,7 +90,7 @@ class CLIPSource:
     path: Path | None  # the weights file (for local-dir: the folder); None for tiny/random/download
     size_mb: float | None  # what a download costs; None when nothing needs downloading
     status: str
-    available: bool = True  # False when a download is needed but we are offline
+    available: bool = True  # False when a download is needed but cannot happen (studio.models.reach)
 
 
 def _download_mb(name: str) -> float | None:
@@ -199,7 +200,7 @@ def resolve_clip(spec: str = "ViT-B-32", pretrained: str | None = None, *,
         return CLIPSource(kind, name, tag, path, None, "found locally" if kind == "local-file" else
                           "found in the download cache")
     size = _download_mb(name)
-    if is_offline():
+    if not can_download():
         return CLIPSource("download", name, tag, None, size, f"not available offline: "
                           f"{_put_file_sentence(name, tag, folder)}", available=False)
     return CLIPSource("download", name, tag, None, size, f"will download {size or 0:.0f} MB")
@@ -274,9 +275,8 @@ def load_clip(spec: str = "ViT-B-32", pretrained: str | None = None, *, device: 
     path, tag = source.path, source.pretrained
     if source.kind == "download":
         folder = Path(checkpoints_dir) / "clip" / f"{source.name}-{tag}"
-        if not download or is_offline():
-            why = "HF_HUB_OFFLINE is set" if is_offline() else "downloads are turned off"
-            raise UserError(f"CLIP {source.name} ({tag}) is not on this machine and {why}: "
+        if not download or not can_download():
+            raise UserError(f"CLIP {source.name} ({tag}) is not on this machine and {why_not(download)}: "
                             f"{_put_file_sentence(source.name, tag, folder)}.")
         from open_clip.pretrained import download_pretrained
 

@@ -5,6 +5,8 @@
     inception   Inception-v3 pool3 (2048 numbers, before the classifier), the network FID and KID are
                 defined on, with torchvision's ImageNet weights (see `load_inception_state`).
     tiny        a small seeded random conv net, for tests: no download, same seed → same features.
+    judge       the embedding of a small classifier trained on the run's own dataset (studio.evaluate builds it:
+                it needs the dataset, so load_features cannot); no download, so it works everywhere.
 
 Set-level metrics on these features live in studio.quality. Numbers are only comparable between
 runs measured with the same feature network (its `name` says which), at the same sample count.
@@ -22,9 +24,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from studio.errors import UserError
-from studio.models.biggan import CHECKPOINTS_DIR, is_offline
+from studio.models.biggan import CHECKPOINTS_DIR
+from studio.models.reach import can_download, why_not
 
-FEATURE_NETS = ("clip", "inception", "tiny")
+FEATURE_NETS = ("clip", "inception", "judge", "tiny")
 # torchvision's Inception_V3_Weights.IMAGENET1K_V1
 INCEPTION_URL = "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth"
 INCEPTION_FILE = INCEPTION_URL.rsplit("/", 1)[1]
@@ -135,9 +138,8 @@ def load_inception_state(*, checkpoints_dir: Path = CHECKPOINTS_DIR, download: b
             if not isinstance(state, dict):
                 raise UserError(f"{path} holds a {type(state).__name__}, not a state dict of tensors.")
             return state
-    if not download or is_offline():
-        why = "HF_HUB_OFFLINE is set" if is_offline() else "downloads are turned off"
-        raise UserError(f"Inception-v3 weights are not on this machine and {why}: "
+    if not download or not can_download():
+        raise UserError(f"Inception-v3 weights are not on this machine and {why_not(download)}: "
                         f"{_put_inception_sentence(checkpoints_dir)}.")
     try:  # into the hub cache, with a progress bar; the sha256 prefix in the file name is checked
         return torch.hub.load_state_dict_from_url(INCEPTION_URL, progress=True, check_hash=True, map_location="cpu",
@@ -182,6 +184,8 @@ def feature_status(name: str, *, clip_spec: str = "ViT-B-32", clip_pretrained: s
     """Where `load_features(name)` would get its weights, in words for the UI; loads and downloads nothing."""
     if name == "tiny":
         return "random tiny feature network (for tests)"
+    if name == "judge":
+        return "trained on your dataset as it evaluates (no download)"
     if name == "clip":
         from studio.models.clip import resolve_clip
 
@@ -192,7 +196,7 @@ def feature_status(name: str, *, clip_spec: str = "ViT-B-32", clip_pretrained: s
             return "found locally"
         if hub.is_file():
             return "found in the torch hub cache"
-        if is_offline():
+        if not can_download():
             return f"not available offline: {_put_inception_sentence(checkpoints_dir)}"
         return f"will download {INCEPTION_MB:.0f} MB"
     raise UserError(f"Unknown feature network {name!r}: use one of {', '.join(FEATURE_NETS)}.")
@@ -211,4 +215,6 @@ def load_features(name: str = "clip", *, device: str | torch.device = "cpu", cli
     if name == "inception":
         state = load_inception_state(checkpoints_dir=checkpoints_dir, download=download)
         return inception_features(state, device=device, **extra)
+    if name == "judge":
+        raise UserError("The judge's features are trained on a run's dataset: use studio.evaluate, which builds them.")
     raise UserError(f"Unknown feature network {name!r}: use one of {', '.join(FEATURE_NETS)}.")

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from studio.errors import UserError
+from studio.models.reach import can_download, why_not
 
 PERCEPTUAL_LAYERS = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
                      "conv4_1", "conv4_2", "conv4_3")
@@ -71,10 +72,6 @@ class VGGFeatures(nn.Module):
             if i in self._taps:
                 out.append(x)
         return out
-
-
-def _is_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
 def _hub_file() -> Path:
@@ -131,9 +128,8 @@ def _find_or_download_vgg16(checkpoints_dir: Path, download: bool) -> Path:
         if path.is_file():
             return path
     where = f"download {VGG16_URL} and put {VGG16_FILE} in {checkpoints_dir}{os.sep}"
-    if not download or _is_offline():
-        why = "HF_HUB_OFFLINE is set" if _is_offline() else "downloads are turned off"
-        raise UserError(f"VGG16 weights are not on this machine and {why}: {where}.")
+    if not download or not can_download():
+        raise UserError(f"VGG16 weights are not on this machine and {why_not(download)}: {where}.")
     dest = _hub_file()
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -18,6 +18,8 @@ from studio.workspace import USERS, Workspace
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 MAX_UPLOAD = "200mb"  # one upload request; a zip of 300 paintings fits
+START_HERE = ("**Start here:** the **Train** tab is filled in for the demo dataset: press **Start training** and "
+              "watch the first previews appear. Bring your own paintings in **Dataset**, then train on them.")
 
 
 def build_app(ws: Workspace, jobs: JobManager, *, dev: bool = False, multi_user: bool = False,
@@ -27,7 +29,8 @@ def build_app(ws: Workspace, jobs: JobManager, *, dev: bool = False, multi_user:
     sessions = Sessions(ws, jobs, multi_user=multi_user, on_new_workspace=on_new_workspace, trust_forwarded=trust_forwarded)
     sessions.keep_clean()
     with gr.Blocks(title="ArtGAN Studio", analytics_enabled=False) as demo:
-        gr.Markdown("# ArtGAN Studio\nMake art with GANs from a small dataset: curate, fine-tune, generate, blend."
+        gr.Markdown("# ArtGAN Studio\nMake art with GANs from a small dataset: curate, fine-tune, generate, blend.\n\n"
+                    + START_HERE
                     + ("\n\n*Shared studio: your datasets and runs are yours alone, kept for this browser.*" if multi_user else ""),
                     elem_id="studio-header")
         sessions.render(demo)

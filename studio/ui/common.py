@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import html
 from typing import Callable
 
 import gradio as gr
@@ -13,6 +14,11 @@ from studio.errors import UserError
 GPU_EVENT = {"concurrency_limit": 1, "concurrency_id": "gpu"}  # one model on the GPU at a time, across tabs
 
 
+def as_text(message: str) -> str:
+    """`message` for a toast or a Markdown box, which render HTML: '<folder>' in advice must show, not vanish as a tag."""
+    return html.escape(message, quote=False)
+
+
 def user_errors(fn: Callable) -> Callable:
     """Show a UserError as a toast (gr.Error) instead of an error trace."""
 
@@ -21,7 +27,7 @@ def user_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise gr.Error(as_text(str(exc)), print_exception=False) from None
 
     return wrapper
 

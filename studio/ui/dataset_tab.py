@@ -11,15 +11,18 @@ from pathlib import Path
 import gradio as gr
 
 from studio.data import limits
-from studio.data.dataset import UNLABELED, CropSettings, Dataset, create_demo_dataset, import_into, list_datasets
+from studio.data.dataset import (UNLABELED, CropSettings, Dataset, create_demo_dataset, display_name, import_into,
+                                 list_datasets)
 from studio.data.decode import CROP_MODES, PATCH_LAYOUTS
 from studio.data.demo import DEMO_CLASSES
 from studio.errors import UserError
-from studio.ui.common import user_errors
+from studio.ui.common import as_text, user_errors
 from studio.ui.session import Sessions
 from studio.workspace import Workspace, free_name
 
 ALL = "(all)"
+FILE_WIDTH = 44  # characters of a file name in the report: the middle goes, the start and the extension stay
+NOTHING_SELECTED = "Click images to select them (click again to unselect), or select all shown."
 
 
 def _names(ws: Workspace) -> list[str]:
@@ -32,8 +35,11 @@ def _counts_markdown(ds: Dataset) -> str:
         return f"**{ds.name}** is empty: drop images above and press Import."
     rows = "\n".join(f"| {label} | {n} |" for label, n in counts.items())
     s = ds.settings
+    lonely = [label for label, n in counts.items() if n == 1 and label != UNLABELED]
+    warning = (f"\n\n**Only one image in {', '.join(lonely)}**: a GAN cannot learn a class from one example; "
+               "add more, or relabel it into another class." if lonely else "")
     return (f"**{ds.name}**: {len(ds.images)} images, {s.size} px, crop `{s.crop}`\n\n"
-            f"| class | images |\n|---|---|\n{rows}")
+            f"| class | images |\n|---|---|\n{rows}{warning}")
 
 
 def _existing(ws: Workspace, name: str | None) -> Dataset | None:
@@ -60,12 +66,12 @@ def dataset_view(ws: Workspace, name: str | None, show: str | None = ALL, ds: Da
     """Gallery items, the ids behind them, class counts and the label filter, for dataset `name`."""
     ds = ds or _existing(ws, name)
     if ds is None:
-        note = _damage(ws, name) or "No dataset selected: type a new name, or create the demo dataset."
+        note = as_text(_damage(ws, name) or "") or "No dataset selected: type a new name, or create the demo dataset."
         return [], [], note, gr.update(choices=[ALL], value=ALL)
     labels = list(ds.counts())
     show = show if show in labels else ALL
     shown = [img for img in ds.images if show == ALL or img["label"] == show]
-    items = [(str(ds.image_path(img)), f"{img['label']} · {Path(img['source']).name}") for img in shown]
+    items = [(str(ds.image_path(img)), f"{display_name(img)} · {img['label']}") for img in shown]  # the name first: captions clip
     return items, [img["id"] for img in shown], _counts_markdown(ds), gr.update(choices=[ALL, *labels], value=show)
 
 
@@ -73,11 +79,33 @@ def _label_choices(ds: Dataset | None) -> list[str]:
     return sorted(set(DEMO_CLASSES) | {UNLABELED} | set(ds.counts() if ds else ()))
 
 
+def short_name(name: str, width: int = FILE_WIDTH) -> str:
+    """`name` cut in the middle to `width` characters, so its start and its extension both show."""
+    if len(name) <= width:
+        return name
+    tail = max(8, width // 3)
+    return f"{name[:width - tail - 1]}…{name[-tail:]}"
+
+
 def _report_rows(report, limit: int = 500) -> list[list[str]]:
-    """The report as table rows; a huge archive's thousands of rejections are cut to `limit` rows and a count."""
-    rows = [[item["file"], f"rejected: {item['reason']}"] for item in report.rejected]
-    rows += [[item["file"], f"{item['kind']} duplicate of {item['duplicate_of']} (skipped)"] for item in report.duplicates]
-    return rows if len(rows) <= limit else rows[:limit] + [[f"… {len(rows) - limit} more", "(the CLI's --json lists them all)"]]
+    """The report as (why, file) rows, the reason first so it is read without scrolling; a huge archive's
+    thousands of rejections are cut to `limit` rows and a count."""
+    rows = [[f"Rejected: {item['reason']}", short_name(item["file"])] for item in report.rejected]
+    rows += [[f"Skipped: {'the same image' if item['kind'] == 'exact' else 'nearly the same image'} as "
+              f"{short_name(Path(item['duplicate_of']).name)}", short_name(item["file"])] for item in report.duplicates]
+    return rows if len(rows) <= limit else rows[:limit] + [[f"… {len(rows) - limit} more (the CLI's --json lists them all)", ""]]
+
+
+def named(entries: list[dict]) -> str:
+    """Images by their file names, for a message: the first five, then a count."""
+    shown = ", ".join(f"**{as_text(display_name(img))}**" for img in entries[:5])
+    return shown + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+
+
+def selection_text(ds: Dataset | None, ids: list[str]) -> str:
+    """What is selected, by file name: 'Selected 3: a.png, b.png, c.png.'"""
+    entries = [img for img in ds.images if img["id"] in set(ids)] if ds is not None else []
+    return f"Selected {len(entries)}: {named(entries)}." if entries else NOTHING_SELECTED
 
 
 def render(sessions: Sessions) -> None:
@@ -107,20 +135,25 @@ def render(sessions: Sessions) -> None:
         with gr.Column(scale=2):
             status = gr.Markdown(elem_id="dataset-status")
             counts = gr.Markdown(elem_id="dataset-counts")
-            report = gr.Dataframe(headers=["file", "result"], label="Rejected and duplicate files", wrap=True,
-                                  interactive=False, elem_id="dataset-report")
+            report = gr.Dataframe(headers=["why", "file"], label="Rejected and duplicate files", wrap=True,
+                                  column_widths=["60%", "40%"], interactive=False, elem_id="dataset-report")
     with gr.Row():
         show = gr.Dropdown([ALL], value=ALL, label="Show class", scale=1, elem_id="dataset-show")
-    gallery = gr.Gallery(label="Images (click one to relabel or remove it)", columns=8, height=480, allow_preview=False, fit_columns=False,
-                         object_fit="cover", elem_id="dataset-gallery")
+    gallery = gr.Gallery(label="Images (click to select, again to unselect; then relabel or remove them)", columns=8,
+                         height=480, allow_preview=False, fit_columns=False, object_fit="cover", elem_id="dataset-gallery")
     shown_ids = gr.State([])
-    selected = gr.State(None)
+    selected = gr.State([])
     with gr.Row():
-        selected_md = gr.Markdown("Click an image to select it.", elem_id="dataset-selected")
+        with gr.Column(scale=2):
+            selected_md = gr.Markdown(NOTHING_SELECTED, elem_id="dataset-selected")
+            with gr.Row():
+                select_all_btn = gr.Button("Select all shown", size="sm", elem_id="dataset-select-all")
+                clear_btn = gr.Button("Clear selection", size="sm", elem_id="dataset-select-none")
         new_label = gr.Dropdown(_label_choices(None), value=None, label="New label", allow_custom_value=True, elem_id="dataset-new-label")
         with gr.Column(min_width=160):
-            relabel_btn = gr.Button("Set label", size="sm", elem_id="dataset-relabel")
-            remove_btn = gr.Button("Remove image", size="sm", variant="stop", elem_id="dataset-remove")
+            relabel_btn = gr.Button("Set label of the selected", size="sm", elem_id="dataset-relabel")
+            remove_btn = gr.Button("Remove the selected", size="sm", variant="stop", elem_id="dataset-remove")
+            undo_btn = gr.Button("Undo the last remove", size="sm", elem_id="dataset-undo")
     with gr.Accordion("Augmentation preview", open=False):
         gr.Markdown("What the GAN trainers see: DiffAugment transforms applied on the fly to real and generated images.")
         policy = gr.CheckboxGroup(["color", "translation", "cutout", "flip"], value=["color", "translation", "cutout", "flip"], label="Policy")
@@ -159,8 +192,12 @@ def render(sessions: Sessions) -> None:
     @user_errors
     def on_demo(ds_name, request: gr.Request):
         ws = sessions.workspace(request)
+        new_name = ds_name and not (ws.datasets / ds_name).exists()
+        if not new_name and _existing(ws, "demo") is not None:  # never a silent demo-2: open the one there is
+            return ("**demo** is already here, so it is opened. To make another, type a new name under Dataset first.",
+                    [], gr.update(choices=_names(ws), value="demo"), *dataset_view(ws, "demo"))
         taken = lambda n: (ws.datasets / n).exists()  # noqa: E731
-        target = ds_name if ds_name and _existing(ws, ds_name) is None else free_name("demo", taken)
+        target = ds_name if new_name else free_name("demo", taken)
         limits.check_room(ws, limits.demo_bytes(120, 256), "another demo dataset")  # a shared studio's quota
         ds = create_demo_dataset(ws, target)
         return (f"Created **{target}**: {len(ds.images)} generated paintings in {len(ds.counts())} classes.", [],
@@ -178,8 +215,8 @@ def render(sessions: Sessions) -> None:
         else:
             settings = tuple(gr.update() for _ in range(4))
         choices = _label_choices(ds)
-        return (*dataset_view(ws, ds_name, show_v, ds), *settings, gr.update(choices=choices), gr.update(choices=choices), None,
-                "Click an image to select it.")
+        return (*dataset_view(ws, ds_name, show_v, ds), *settings, gr.update(choices=choices), gr.update(choices=choices), [],
+                NOTHING_SELECTED)
 
     pick_outputs = [*view_outputs, size, crop, patches, layout, label, new_label, selected, selected_md]
     name.change(on_pick, [name, show], pick_outputs)
@@ -198,37 +235,69 @@ def render(sessions: Sessions) -> None:
     sessions.on_load(on_open, [name], [name]).then(on_pick, [name, show], pick_outputs)
 
     @user_errors
-    def on_select(ds_name, ids, evt: gr.SelectData, request: gr.Request):
-        ws = sessions.workspace(request)
-        image_id = ids[evt.index] if evt.index is not None and evt.index < len(ids) else None
-        entry = next((img for img in Dataset.open(ws, ds_name).images if img["id"] == image_id), None) if image_id else None
-        if entry is None:
-            return None, "Click an image to select it.", gr.update()
-        return image_id, f"Selected **{Path(entry['source']).name}** (`{image_id}`), label **{entry['label']}**", entry["label"]
+    def on_select(ds_name, ids, chosen, evt: gr.SelectData, request: gr.Request):
+        ds = _existing(sessions.workspace(request), ds_name)
+        image_id = ids[evt.index] if ds is not None and evt.index is not None and evt.index < len(ids) else None
+        if image_id is None:
+            return chosen, selection_text(ds, chosen), gr.update()
+        chosen = [i for i in chosen if i != image_id] if image_id in chosen else [*chosen, image_id]
+        label = next((img["label"] for img in ds.images if img["id"] == image_id), None)
+        return chosen, selection_text(ds, chosen), gr.update(value=label) if len(chosen) == 1 else gr.update()
 
-    gallery.select(on_select, [name, shown_ids], [selected, selected_md, new_label])
+    gallery.select(on_select, [name, shown_ids, selected], [selected, selected_md, new_label])
 
     @user_errors
-    def on_relabel(ds_name, image_id, label_value, show_v, request: gr.Request):
+    def on_select_all(ds_name, ids, request: gr.Request):
+        return list(ids), selection_text(_existing(sessions.workspace(request), ds_name), list(ids))
+
+    select_all_btn.click(on_select_all, [name, shown_ids], [selected, selected_md])
+    clear_btn.click(lambda: ([], NOTHING_SELECTED), None, [selected, selected_md])
+
+    # A click with nothing selected is answered in the selection line; the gallery and the counts are left as
+    # they are (an error there marks every output of the event as failed: empty boxes, as if the dataset were gone).
+    keep_view = [gr.update() for _ in view_outputs]
+
+    @user_errors
+    def on_relabel(ds_name, chosen, label_value, show_v, request: gr.Request):
         ws = sessions.workspace(request)
-        if not image_id:
-            raise UserError("Click an image in the gallery first.")
+        ds = _existing(ws, ds_name)
+        if ds is None or not chosen:
+            return f"Nothing is selected. {NOTHING_SELECTED}", *keep_view
         if not label_value:
-            raise UserError("Choose or type the new label first.")
-        Dataset.open(ws, ds_name).relabel([image_id], label_value)
-        return f"Relabelled `{image_id}` as **{label_value}**.", *dataset_view(ws, ds_name, show_v)
+            return f"Choose or type the new label first. {selection_text(ds, chosen)}", *keep_view
+        entries = [img for img in ds.images if img["id"] in set(chosen)]
+        ds.relabel(chosen, label_value)
+        return (f"Relabelled {len(entries)} as **{as_text(label_value)}**: {named(entries)}.",
+                *dataset_view(ws, ds_name, show_v))
 
     relabel_btn.click(on_relabel, [name, selected, new_label, show], [selected_md, *view_outputs])
 
     @user_errors
-    def on_remove(ds_name, image_id, show_v, request: gr.Request):
+    def on_remove(ds_name, chosen, show_v, request: gr.Request):
         ws = sessions.workspace(request)
-        if not image_id:
-            raise UserError("Click an image in the gallery first.")
-        Dataset.open(ws, ds_name).remove([image_id])
-        return None, f"Removed `{image_id}`.", *dataset_view(ws, ds_name, show_v)
+        ds = _existing(ws, ds_name)
+        if ds is None or not chosen:
+            return chosen, f"Nothing is selected, so nothing was removed. {NOTHING_SELECTED}", *keep_view
+        entries = [img for img in ds.images if img["id"] in set(chosen)]
+        ds.remove(chosen)
+        return ([], f"Removed {len(entries)}: {named(entries)}. **Undo the last remove** brings them back.",
+                *dataset_view(ws, ds_name, show_v))
 
     remove_btn.click(on_remove, [name, selected, show], [selected, selected_md, *view_outputs])
+
+    @user_errors
+    def on_undo(ds_name, show_v, request: gr.Request):
+        ws = sessions.workspace(request)
+        ds = _existing(ws, ds_name)
+        if ds is None:
+            return "Pick a dataset first.", *keep_view
+        try:
+            restored = ds.undo_remove()
+        except UserError as exc:
+            return as_text(str(exc)), *keep_view
+        return f"Put back {len(restored)}: {named(restored)}.", *dataset_view(ws, ds_name, show_v)
+
+    undo_btn.click(on_undo, [name, show], [selected_md, *view_outputs])
 
     @user_errors
     def on_recrop(ds_name, size_v, crop_v, patches_v, layout_v, show_v, request: gr.Request):

@@ -12,15 +12,19 @@ from studio.ui.common import GPU_EVENT, on_gpu, user_errors
 from studio.ui.live import loss_frame
 from studio.ui.session import Sessions
 
+FEATURE_TITLES = {"clip": "CLIP ViT-B-32", "inception": "Inception-v3 (as in the literature)",
+                  "judge": "Judge trained on the dataset"}
 
 
-def feature_choices(dev: bool) -> list[tuple[str, str]]:
-    def short(name: str) -> str:
-        status = feature_status(name)
-        return status if not status.startswith("not available") else "not available offline (Evaluate says where to put it)"
-
-    choices = [(f"CLIP ViT-B-32: {short('clip')}", "clip"), (f"Inception-v3 (as in the literature): {short('inception')}", "inception")]
-    return choices + ([("tiny: random features (developer)", "tiny")] if dev else [])
+def feature_choices(dev: bool) -> tuple[list[tuple[str, str]], str]:
+    """(label, name) of the feature networks with where each comes from, and the default: the first of CLIP and
+    Inception whose weights are here, else the dataset-trained judge, which needs no weights."""
+    statuses = {name: feature_status(name) for name in FEATURE_TITLES}
+    present = [n for n in ("clip", "inception") if statuses[n].startswith("found")]
+    short = {n: "not available offline (Evaluate says where to put it)" if s.startswith("not available") else s
+             for n, s in statuses.items()}
+    choices = [(f"{title}: {short[n]}", n) for n, title in FEATURE_TITLES.items()]
+    return choices + ([("tiny: random features (developer)", "tiny")] if dev else []), (present or ["judge"])[0]
 
 
 def _run_name(source: str | None) -> str:
@@ -42,7 +46,8 @@ def render(sessions: Sessions, source: gr.Dropdown, *, dev: bool = False) -> Non
 
     with gr.Accordion("Evaluate: is it art, is it diverse, or did it memorise the dataset?", open=False):
         with gr.Row():
-            features = gr.Dropdown(feature_choices(dev), value="tiny" if dev else "clip", label="Feature network",
+            choices, default = feature_choices(dev)
+            features = gr.Dropdown(choices, value=default, label="Feature network",
                                    elem_id="evaluate-features", info="Compare runs measured with the same one.")
             n = gr.Slider(20, 400, value=200, step=10, label="Samples", elem_id="evaluate-n")
             seed = gr.Number(0, precision=0, minimum=0, label="Seed")

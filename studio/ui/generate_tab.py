@@ -10,13 +10,21 @@ import gradio as gr
 
 from studio.data.augment import image_grid, to_pil
 from studio.errors import UserError
-from studio.generate import (MAX_FRAMES, MAX_PER_CLASS, SamplerCache, SourceInfo, compare_with_base, generate_grid,
+from studio.generate import (BASE, MAX_FRAMES, MAX_PER_CLASS, SamplerCache, SourceInfo, compare_with_base, generate_grid,
                              imagenet_classes, interpolate, list_sources, source_info)
 from studio.ui import evaluate_panel
-from studio.ui.common import GPU_EVENT, on_gpu, user_errors
+from studio.ui.common import GPU_EVENT, as_text, on_gpu, user_errors
 from studio.ui.session import Sessions
 
 BETWEEN = {"Two seeds": "seeds", "Two training images (BSA)": "images"}
+
+
+def opening_source(choices: list[tuple[str, str]]) -> str | None:
+    """The newest trained run (list_sources puts runs first, newest first), else the first base model here."""
+    values = [v for _, v in choices]
+    runs = [v for v in values if not v.startswith(BASE)]
+    ready = [v for label, v in choices if v.startswith(BASE) and label.endswith("· ready")]
+    return next(iter(runs + ready + values), None)
 
 
 def _whole(value: float | None, what: str) -> int:
@@ -27,7 +35,7 @@ def _whole(value: float | None, what: str) -> int:
 
 def _describe(info: SourceInfo) -> str:
     if info.method == "biggan":
-        return f"**Base {info.name}**, by ImageNet class: {info.status}."
+        return f"**Base {info.name}**, by ImageNet class: {as_text(info.status)}."
     return (f"**{info.name}**: {info.method.upper()} at step {info.step}, {len(info.classes)} classes "
             f"({', '.join(info.classes)}).")
 
@@ -41,16 +49,24 @@ class GenerateTab:
 
     @user_errors
     def sources(self, current: str | None = None, request: gr.Request = None):
+        """The picker's choices, keeping `current` if it is still there."""
         choices = list_sources(self.sessions.workspace(request), dev=self.dev)
         values = [value for _, value in choices]
-        return gr.update(choices=choices, value=current if current in values else (values[0] if values else None))
+        return gr.update(choices=choices, value=current if current in values else opening_source(choices))
+
+    @user_errors
+    def on_open(self, current: str | None = None, request: gr.Request = None):
+        """On page load: the picked run if it is still there, else the newest trained run (not the base model)."""
+        choices = list_sources(self.sessions.workspace(request), dev=self.dev)
+        keep = current in [v for _, v in choices] and not current.startswith(BASE)
+        return gr.update(choices=choices, value=current if keep else opening_source(choices))
 
     def on_source(self, source: str | None, request: gr.Request = None):
         """Classes, truncation and the sections' class pickers for the chosen source (no weights are loaded)."""
         try:
             info = source_info(self.sessions.workspace(request), source)
         except UserError as exc:
-            return (str(exc), gr.update(choices=[], value=[]), gr.update(), gr.update(choices=[], value=None),
+            return (as_text(str(exc)), gr.update(choices=[], value=[]), gr.update(), gr.update(choices=[], value=None),
                     gr.update(choices=[], value=None), gr.update(), "", gr.update(interactive=False))
         classes = list(info.classes)
         compare_note = "" if info.method == "bsa" else "Side by side with the base BigGAN needs a BSA run."
@@ -109,7 +125,8 @@ def render(sessions: Sessions, *, dev: bool = False) -> None:
     tab = GenerateTab(sessions, dev=dev)
     imagenet = list(imagenet_classes())
     with gr.Row(equal_height=True):
-        source = gr.Dropdown(list_sources(sessions.at_build().ws, dev=dev), label="Generate from", scale=4, elem_id="generate-source",
+        built = list_sources(sessions.at_build().ws, dev=dev)
+        source = gr.Dropdown(built, value=opening_source(built), label="Generate from", scale=4, elem_id="generate-source",
                              info="A trained run (BSA or cGAN), or the pretrained BigGAN by ImageNet class.")
         refresh = gr.Button("Refresh", size="sm", scale=0, min_width=100, elem_id="generate-refresh")
     source_md = gr.Markdown(elem_id="generate-source-info")
@@ -163,7 +180,7 @@ def render(sessions: Sessions, *, dev: bool = False) -> None:
                       compare_button]
     source.change(tab.on_source, [source], source_outputs)
     refresh.click(tab.sources, [source], [source]).then(tab.on_source, [source], source_outputs)
-    sessions.on_load(tab.sources, [source], [source]).then(tab.on_source, [source], source_outputs)
+    sessions.on_load(tab.on_open, [source], [source]).then(tab.on_source, [source], source_outputs)
     button.click(on_gpu(tab.on_generate), [source, classes, seed, n, truncation],
                  [grid, gallery, download_grid, download_zip, status], **GPU_EVENT)
     between.change(tab.on_between, [between], [a, b, interp_class])

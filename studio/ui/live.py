@@ -9,7 +9,7 @@ import gradio as gr
 from studio.errors import UserError
 from studio.jobs import JobManager
 from studio.run import RunFolder
-from studio.ui.common import user_errors
+from studio.ui.common import as_text, user_errors
 from studio.ui.session import Sessions
 
 PLOT_POINTS = 300  # per curve; enough to read a trend, small enough to redraw every second
@@ -21,14 +21,54 @@ def run_choices(jobs: JobManager, *, blends: bool = False) -> list[tuple[str, st
             if (v.method == "blend") == blends]
 
 
+# Why curves stayed blank (gradio 6 LinePlot, checked in Chromium): the page builds the plot's Vega spec, its colour
+# domain included, once, from the value it holds when the plot first gets one; later values only swap the data. A
+# plot first given an empty table (no run picked yet) kept an empty colour domain, so every line drew with no
+# stroke until a reload; one first given a BSA run kept BSA's legend for a cGAN run. A spec prop sent with the new
+# value (title, color_map) rebuilds it, but from the old value in the same update. What works: send None (the plot
+# unmounts), then the table on the next tick, whenever the terms or the view change. See LivePanel.refresh.
+PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#ff9da6", "#9d755d", "#eeca3b", "#bab0ac")
+PLOT_VIEWS = {"Auto": "auto", "Raw values": "raw", "Each term scaled to 0-1": "scaled"}
+DWARF_RATIO = 20  # one term's magnitude this many times another's flattens the smaller one to a line on the floor
+SCALED_TITLE = "each term scaled to its own range (0 = its lowest, 1 = its highest)"
+
+
 def loss_frame(rows: list[dict]):
     """metrics.jsonl rows as a long table (step, value, term) for gr.LinePlot, thinned to PLOT_POINTS per term."""
     import pandas as pd
 
     stride = max(1, len(rows) // PLOT_POINTS)
     records = [{"step": r["step"], "value": v, "term": k} for r in rows[::stride] for k, v in r.items()
-               if k not in ("step", "time", "lr") and isinstance(v, (int, float))]
+               if k not in ("step", "time", "lr") and isinstance(v, (int, float)) and not isinstance(v, bool)]
     return pd.DataFrame(records, columns=["step", "value", "term"]).astype({"step": int, "value": float, "term": str})
+
+
+def dwarfed(frame) -> bool:
+    """Whether one term's typical size is DWARF_RATIO times another's (BSA's EMD next to its L1, say)."""
+    sizes = [s for s in frame.groupby("term")["value"].apply(lambda v: v.abs().median()) if s > 0] if len(frame) else []
+    return len(sizes) > 1 and max(sizes) / min(sizes) >= DWARF_RATIO
+
+
+def scaled_terms(frame):
+    """A copy of a loss_frame with each term mapped onto 0-1 by its own lowest and highest value."""
+    low = frame.groupby("term")["value"].transform("min")
+    spread = frame.groupby("term")["value"].transform("max") - low
+    return frame.assign(value=(frame["value"] - low) / spread.where(spread > 0, 1.0))
+
+
+def plot_key(frame, view: str = "auto") -> tuple[bool, tuple[str, ...]] | None:
+    """What a drawn plot's spec depends on: (scaled?, the terms in order); None for an empty table."""
+    if frame.empty:
+        return None
+    return view == "scaled" or (view == "auto" and dwarfed(frame)), tuple(dict.fromkeys(frame["term"]))
+
+
+def plot_update(frame, view: str = "auto") -> dict:
+    """The LinePlot update for a non-empty loss_frame: its values in `view` (PLOT_VIEWS), a colour per term of
+    this run, and a y title saying what the values are."""
+    scaled, names = plot_key(frame, view)
+    return gr.update(value=scaled_terms(frame) if scaled else frame, color_map=dict(zip(names, PALETTE * 3)),
+                     y_title=SCALED_TITLE if scaled else "value")
 
 
 def live_view(jobs: JobManager, name: str | None, *, start_hint: str = "press **Start training**") -> dict[str, Any]:
@@ -41,7 +81,7 @@ def live_view(jobs: JobManager, name: str | None, *, start_hint: str = "press **
     samples = run.sample_paths()
     details = " · ".join(x for x in (view.method, view.dataset and f"dataset {view.dataset}") if x)
     return {
-        "status": f"**{name}** ({details}): {view.sentence()}",
+        "status": f"**{name}** ({details}): {as_text(view.sentence())}",
         "stop": view.live, "resume": view.can_continue, "delete": not view.live or view.state == "queued",
         "preview": str(samples[-1]) if samples else None,
         "history": [(str(p), f"step {int(p.stem.split('_')[1])}") for p in reversed(samples)],
@@ -77,54 +117,68 @@ class LivePanel:
                              elem_id=f"{prefix}-history", elem_classes=["pixel-art-thumbs"])
         plot = gr.LinePlot(x="step", y="value", color="term", title=plot_title, height=260, buttons=["fullscreen", "export"],
                            elem_id=f"{prefix}-plot")
+        self.view = gr.Radio(list(PLOT_VIEWS.items()), value="auto", label="Curves", elem_id=f"{prefix}-plot-view",
+                             info="Auto scales each term to its own range when one dwarfs the others.")
         log = gr.Textbox(label="Log", lines=6, max_lines=12, autoscroll=True, elem_id=f"{prefix}-log")
-        signature, shown = gr.State(None), gr.State(built)
-        self.outputs = [status, self.stop_btn, self.resume_btn, delete_btn, preview, history, plot, log, signature]
+        signature, shown, plotted = gr.State(None), gr.State(built), gr.State(None)
+        self.outputs = [status, self.stop_btn, self.resume_btn, delete_btn, preview, history, plot, log, signature, plotted]
 
-        def on_tick(name, last_signature, shown_choices, request: gr.Request):
+        def on_tick(name, last_signature, shown_choices, view, on_page, request: gr.Request):
             if not sessions.ready(request):  # the page's first tick can come before its load bound it
                 return [gr.update() for _ in range(2 + len(self.outputs))]
             jobs = sessions.jobs(request)
             choices = run_choices(jobs, blends=blends)
             picker = gr.update(choices=choices) if choices != shown_choices else gr.update()
-            return [picker, choices, *self.refresh(jobs, name, last_signature)]
+            return [picker, choices, *self.refresh(jobs, name, last_signature, view=view, plotted=on_page)]
 
-        def on_pick(name, request: gr.Request):
-            return self.refresh(sessions.jobs(request), name)
+        def on_pick(name, view, on_page, request: gr.Request):
+            return self.refresh(sessions.jobs(request), name, view=view, plotted=on_page)
 
-        def on_stop(name, request: gr.Request):
+        def on_stop(name, view, on_page, request: gr.Request):
             if not name:
                 raise UserError("Pick one to stop.")
             jobs = sessions.jobs(request)
             jobs.stop(name)
-            return self.refresh(jobs, name)
+            return self.refresh(jobs, name, view=view, plotted=on_page)
 
         def on_delete(name, request: gr.Request):
             jobs = sessions.jobs(request)
             jobs.delete(name)
             return gr.update(visible=False), self.select(jobs, None), *self.refresh(jobs, None)
 
-        gr.Timer(1.0).tick(on_tick, [self.picked, signature, shown], [self.picked, shown, *self.outputs],
+        gr.Timer(1.0).tick(on_tick, [self.picked, signature, shown, self.view, plotted], [self.picked, shown, *self.outputs],
                            show_progress="hidden", concurrency_limit=None)  # cheap folder reads: never wait for the GPU
-        self.picked.change(user_errors(on_pick), [self.picked], self.outputs, show_progress="hidden")
-        self.stop_btn.click(user_errors(on_stop), [self.picked], self.outputs)
+        self.picked.change(user_errors(on_pick), [self.picked, self.view, plotted], self.outputs, show_progress="hidden")
+        self.view.change(user_errors(on_pick), [self.picked, self.view, plotted], self.outputs, show_progress="hidden")
+        self.stop_btn.click(user_errors(on_stop), [self.picked, self.view, plotted], self.outputs)
         delete_btn.click(lambda name: (gr.update(visible=bool(name)), f"Delete **{name}** with everything it made? "
                                        "This cannot be undone."), [self.picked], [confirm_row, confirm_md])
         cancel_btn.click(lambda: gr.update(visible=False), None, [confirm_row])
         confirm_btn.click(user_errors(on_delete), [self.picked], [confirm_row, self.picked, *self.outputs])
 
-    def refresh(self, jobs: JobManager, name: str | None, last_signature=None) -> list:
-        """Updates for `outputs`; images and curves are only sent when the run folder changed."""
+    def refresh(self, jobs: JobManager, name: str | None, last_signature=None, *, view: str = "auto",
+                plotted: Any = "unknown") -> list:
+        """Updates for `outputs`; images and curves are only sent when the run folder changed.
+
+        `plotted`: the plot_key of what the page's plot shows (None: nothing). When the curves to show have another
+        key, the plot is emptied first and drawn on the next tick (see the note above PALETTE)."""
         v = live_view(jobs, name, start_hint=self.start_hint)
-        media = [gr.update() for _ in range(3)] if v["signature"] == last_signature else [v["preview"], v["history"], v["plot"]]
+        signature, key = v["signature"], plot_key(v["plot"], view)
+        if signature == last_signature and key == plotted:
+            media = [gr.update() for _ in range(3)]
+        elif key is None or plotted is None or key == plotted:
+            media = [v["preview"], v["history"], None if key is None else plot_update(v["plot"], view)]
+        else:  # a spec to rebuild: empty now, draw next tick
+            media, key, signature = [v["preview"], v["history"], None], None, None
         return [v["status"], gr.update(interactive=v["stop"]), gr.update(interactive=v["resume"]),
-                gr.update(interactive=v["delete"]), *media, v["log"], v["signature"]]
+                gr.update(interactive=v["delete"]), *media, v["log"], signature, key]
 
     def select(self, jobs: JobManager, name: str | None):
         """An update for the picker that shows `name` (after a start or a delete)."""
         return gr.update(choices=run_choices(jobs, blends=self.blends), value=name)
 
     def current(self, jobs: JobManager) -> str | None:
-        """What to watch on page load: the job running now, else the newest."""
+        """What to watch on page load: the job running now, else one queued or starting, else the newest."""
         views = [v for v in jobs.runs() if (v.method == "blend") == self.blends]
-        return next((v.run for v in views if v.live), views[0].run if views else None)
+        running = [v.run for v in views if v.state in ("running", "stopping")]
+        return next(iter(running), next((v.run for v in views if v.live), views[0].run if views else None))
