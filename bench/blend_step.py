@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from studio.guide import BSAGuidable, GuideConfig, PromptGuide
+from studio.guide import BlendedAdapter, GuideConfig, PromptGuide, SamplerTarget
 from studio.methods.bsa import BSAAdapter
 from studio.models.clip import load_clip
 
@@ -40,7 +40,7 @@ def main() -> None:
     clip = load_clip(args.clip, "none", device=device)
     rows = []
     for mix in args.mix:
-        target = BSAGuidable(*adapters) if mix == "auto" else BSAGuidable(adapters[0])
+        target = SamplerTarget(BlendedAdapter(*adapters) if mix == "auto" else adapters[0])
         for cutouts in args.cutouts:
             guide = PromptGuide(GuideConfig(prompt="a stained glass window", cutouts=cutouts), target, clip, device=device)
             times = time_steps(guide.train_step, args.steps, args.device)

@@ -8,6 +8,7 @@ and all three run it with studio.jobspec.execute.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -255,12 +256,15 @@ def _add_sample_command(p: argparse.ArgumentParser) -> None:
 
 
 def _add_evaluate_command(p: argparse.ArgumentParser) -> None:
+    from studio.models.features import FEATURE_NETS
+
     p.add_argument("--run", required=True)
     p.add_argument("--dataset", help="real images to compare with (default: the dataset the run trained on)")
     p.add_argument("--n", type=int, default=200, help="samples in all, split evenly over the run's classes")
     p.add_argument("--seed", type=int, default=0, help="seeds the samples and the judge; compare runs at the same seed")
-    p.add_argument("--features", choices=["clip", "inception", "tiny"], default="clip",
-                   help="feature network for KID, FID and memorisation (CLIP ViT-B-32 by default)")
+    p.add_argument("--features", choices=FEATURE_NETS, default="clip",
+                   help="feature network for KID, FID and memorisation (CLIP ViT-B-32 by default; judge: the embedding "
+                        "of a classifier trained on the dataset, no download)")
     p.add_argument("--step", type=int, help="evaluate the snapshot kept at this checkpoint step instead of the latest")
     p.add_argument("--over-checkpoints", action="store_true",
                    help="KID, memorisation, diversity and fidelity at every kept checkpoint step (eval_history.json)")
@@ -402,28 +406,33 @@ def _say_blended(ws: Workspace, spec, as_json: bool) -> int:
         print(f"Mix per layer (0 = {report['a']}, 1 = {report['b']}): {mix}")
     if "base" in report:
         print(f"Base BigGAN on the same prompt and seed: {report['base']['final_score']:.4f}")
-    print(f"Frames, scores and mix: {ws.exports / 'blends' / spec.run}")
+    print(f"Frames, scores and mix: {RunFolder(ws.run_dir(spec.run)).result_dir}")
     return 0
 
 
 def cmd_sample(args: argparse.Namespace, ws: Workspace) -> int:
     from studio.data.augment import image_grid, to_pil
-    from studio.methods import load_run_sampler
+    from studio.methods import load_run_sampler, method
     from studio.train import resolve_device
 
     out = Path(args.out)
     as_folder = args.out.endswith(("/", os.sep)) or out.is_dir()
     if not as_folder and out.suffix.lower() != ".png":
         raise UserError(f"--out must be a .png file or a folder ending in '/', not {args.out!r}.")
-    sampler, _, _ = load_run_sampler(RunFolder(ws.run_dir(args.run)), resolve_device(args.device))
+    sampler, config, _ = load_run_sampler(RunFolder(ws.run_dir(args.run)), resolve_device(args.device))
+    can = method(config["method"]).can
     latent = {} if args.truncation is None else {"truncation": args.truncation}
     nrow = None
-    if args.interpolate:
-        images, nrow = sampler.interpolate(*args.interpolate, frames=args.frames), args.frames
+    if args.interpolate and "reconstruct" in can:  # a latent per training image: I and J are training images
+        images, nrow = sampler.interpolate_images(*args.interpolate, frames=args.frames), args.frames
+    elif args.interpolate:
+        images, nrow = sampler.interpolate_seeds(*args.interpolate, frames=args.frames, **latent), args.frames
     elif args.between_classes:
+        if "class_mix" not in can:
+            raise UserError(f"A {config['method']} run's classes do not mix; --between-classes needs a BSA or cGAN run.")
         images, nrow = sampler.interpolate_classes(*args.between_classes, frames=args.frames, seed=args.seed, **latent), args.frames
     elif args.reconstruct:
-        if not hasattr(sampler, "reconstruct"):
+        if "reconstruct" not in can:
             raise UserError("Only BSA runs learn a latent per training image; --reconstruct needs a BSA run.")
         images = sampler.reconstruct(list(range(min(args.n, len(sampler.latents)))))
     elif args.grid:
@@ -506,7 +515,15 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return args.func(args, Workspace.resolve(args.workspace))
+        code = args.func(args, Workspace.resolve(args.workspace))
+        sys.stdout.flush()  # here, where a closed pipe is caught, rather than at exit
+        return code
+    except BrokenPipeError:
+        # `… --json | head`: the reader took what it wanted and left. stdout goes to /dev/null so that the
+        # interpreter's flush at exit has nothing left to fail on (the recipe in Python's signal docs).
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,6 @@ prompt score and the base model's on the same prompt. Reports are JSON-able dict
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -53,6 +52,8 @@ def evaluate_run(ws: Workspace, run_name: str, *, dataset: str | None = None, n:
     if config["method"] == "blend":
         return prompt_report(ws, run_name)
     started = time.perf_counter()
+    if feature_net is None and features != "judge":  # first: weights that are not here refuse before minutes of work
+        feature_net = load_features(features, device=device)
     sampler, config, ckpt = load_run_sampler(run, device, step)
     ds = Dataset.open(ws, dataset or config["dataset"])
     samples = sample_by_class(sampler, n, seed)
@@ -63,8 +64,7 @@ def evaluate_run(ws: Workspace, run_name: str, *, dataset: str | None = None, n:
     report = evaluate_sampler(sampler, images, labels, classes, n=n, seed=seed, device=device, samples=samples,
                               classifier=judge)
     fakes = torch.cat(list(samples.values()))
-    net = feature_net or (judge_features(judge, ds.name, device) if features == "judge" else
-                          load_features(features, device=device))
+    net = feature_net or judge_features(judge, ds.name, device)
     real_f, fake_f = net(images), net(fakes)
     kid, kid_se = kernel_inception_distance(real_f, fake_f)
     pixels = lambda x: F.interpolate(x.float(), size=(PIXEL_SIZE,) * 2, mode="bilinear", antialias=True,  # noqa: E731
@@ -126,10 +126,11 @@ def _save_gallery(run: RunFolder, ds: Dataset, fakes, reals, mem: dict, step: in
 
 def prompt_report(ws: Workspace, run_name: str) -> dict[str, Any]:
     """A blend's evaluation is its prompt score, and the base BigGAN's on the same prompt and seed if compared."""
-    path = ws.exports / "blends" / run_name / "result.json"
-    if not path.exists():
+    from studio.guide import blend_result
+
+    result = blend_result(ws, run_name)
+    if result is None:
         raise UserError(f"Blend {run_name!r} has no result yet: let it finish (or stop it) first.")
-    result = json.loads(path.read_text())
     base = result.get("base")
     return {"run": run_name, "method": "blend", "prompt": result["prompt"], "prompt_score": result["final_score"],
             "base_prompt_score": base["final_score"] if base else None, "clip": result["clip"]}

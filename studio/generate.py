@@ -25,6 +25,7 @@ from PIL import Image
 
 from studio.data.augment import image_grid, to_pil
 from studio.errors import UserError
+from studio.methods import Sampler
 from studio.run import RunFolder
 from studio.workspace import Workspace, write_bytes_atomic
 
@@ -73,6 +74,13 @@ class SourceInfo:
     @property
     def truncation(self) -> float:
         return DEFAULT_TRUNCATION[self.method]
+
+    @property
+    def can(self) -> frozenset[str]:
+        """What its sampler does beyond the Sampler contract (studio.methods.CAPABILITIES); the base BigGAN: nothing."""
+        from studio.methods import METHODS, method
+
+        return method(self.method).can if self.method in METHODS else frozenset()
 
 
 def _checkpoint_meta(run: RunFolder) -> dict:
@@ -145,14 +153,17 @@ def list_sources(ws: Workspace, *, dev: bool = False) -> list[tuple[str, str]]:
 # -- loading ---------------------------------------------------------------------------------------
 
 class BigGANSampler:
-    """The pretrained BigGAN-deep alone, by ImageNet class name, with its own truncation trick.
+    """The pretrained BigGAN-deep alone, by ImageNet class name, with its own truncation trick: a studio.methods.Sampler.
 
     z = t · N(0, 1) cut to ±2 (pytorch-pretrained-biggan's `truncated_noise_sample`), and the batch-norm
     statistics stored for t, as BigGAN was meant to be sampled.
     """
 
+    default_truncation = DEFAULT_TRUNCATION["biggan"]
+
     def __init__(self, model: torch.nn.Module):
         self.model, self.classes = model, list(imagenet_classes())
+        self.z_dim = model.config.z_dim
 
     def latents(self, n: int, seed: int, truncation: float) -> torch.Tensor:
         from studio.methods.bsa import sample_latents
@@ -175,6 +186,14 @@ class BigGANSampler:
         return self._generate(self.latents(n, seed, truncation), label, truncation)
 
     @torch.no_grad()
+    def grid(self, per_class: int, *, seed: int = 0, truncation: float = 0.5, classes: Sequence[str] = ()) -> torch.Tensor:
+        """Rows are the ImageNet `classes` named (a row for each of the 1000 would be too many), columns seeds."""
+        if not classes:
+            raise UserError("The base BigGAN knows 1000 classes: name the ones to put in the grid.")
+        z = self.latents(per_class, seed, truncation)
+        return torch.cat([self._generate(z, label, truncation) for label in classes])
+
+    @torch.no_grad()
     def interpolate_seeds(self, a: int, b: int, frames: int = 8, *, label: str | None = None,
                           truncation: float = 0.5) -> torch.Tensor:
         from studio.methods import slerp
@@ -188,7 +207,7 @@ class Loaded:
     """A sampler ready to draw from, and what its source is."""
 
     info: SourceInfo
-    sampler: Any  # BSAAdapter, CGANSampler or BigGANSampler: sample(n, label=, seed=, truncation=) and interpolate_seeds
+    sampler: Sampler  # BSAAdapter, CGANSampler or BigGANSampler
 
 
 class SamplerCache:
@@ -233,12 +252,7 @@ class SamplerCache:
         if kind == "biggan":
             return Loaded(SourceInfo(source, name, "biggan", imagenet_classes()),
                           BigGANSampler(load_biggan(name, device=self.device)))
-        run = RunFolder(ws.run_dir(name))
-        if not run.exists():
-            raise UserError(f"There is no run named {name!r}.")
-        if not run.has_checkpoint():
-            raise UserError(f"Run {name!r} has no checkpoint yet: let it train until one is saved, or stop it to save one.")
-        sampler, _, ckpt = load_run_sampler(run, self.device)
+        sampler, _, ckpt = load_run_sampler(RunFolder(ws.run_dir(name)), self.device)
         return Loaded(_run_info(name, ckpt.meta), sampler)
 
 
@@ -355,11 +369,11 @@ def interpolate(ws: Workspace, loaded: Loaded, *, between: str, a: int, b: int, 
         images = loaded.sampler.interpolate_seeds(a, b, frames, label=label, truncation=truncation)
         stem = _stem(info, f"seeds{a}-{b}-{_safe(label)}", frames=frames, truncation=truncation)
     elif between == "images":
-        if info.method != "bsa":
+        if "reconstruct" not in info.can:
             raise UserError("Only BSA runs learn a latent per training image: interpolate between two seeds instead.")
         last = info.n_images - 1
         a, b = (_check_range(x, 0, last, "Training image numbers") for x in (a, b))
-        images = loaded.sampler.interpolate(a, b, frames)
+        images = loaded.sampler.interpolate_images(a, b, frames)
         stem = _stem(info, f"images{a}-{b}", frames=frames)
     else:
         raise UserError(f"Interpolate between seeds or images, not {between!r}.")
@@ -374,7 +388,7 @@ def compare_with_base(loaded: Loaded, *, imagenet_class: str | None = None, labe
     from, else class 0), the fine-tuned model the run's class `label`.
     """
     info = loaded.info
-    if info.method != "bsa":
+    if "compare" not in info.can:
         raise UserError("Side by side compares a BSA run with the BigGAN it was fine-tuned from: pick a BSA run.")
     label, n, seed = _check_label(info, label), _check_range(n, 1, MAX_PER_CLASS, "Images"), _check_seed(seed)
     index = imagenet_index(imagenet_class) if imagenet_class else (info.class_init or 0)

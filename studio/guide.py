@@ -6,12 +6,15 @@ BSA runs of the same base, a per-layer mix between their adaptations learns too 
 `PromptGuide` is a studio.train TrainingMethod, so a blend runs through the one training loop: status,
 previews (the frames), metrics (the score per step), stop and checkpoints come with it.
 The blend is registered as a method (`METHOD`, config `BlendConfig`), so it is a job like training.
+What it steers is a run's studio.methods.Sampler (its class_mix capability: `mix_classes`), through `SamplerTarget`.
+Its result (image, frames, scores, result.json) lives in the run's folder, runs/<name>/result/; exports/ gets copies.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
@@ -166,20 +169,21 @@ def _group_order(name: str) -> tuple[int, str]:
     return (int(match.group(1)), "") if match else (10**6, name)
 
 
-class BSAGuidable:
-    """One BSA run (classes mixable), or two blended (classes of both, and the per-layer mix)."""
+class SamplerTarget:
+    """A run's sampler (studio.methods.Sampler with the class_mix capability) as what the guide steers: z and a mix
+    of its classes; for two blended BSA runs (a BlendedAdapter), the per-layer mix too."""
 
-    def __init__(self, a: BSAAdapter, b: BSAAdapter | None = None):
-        self.adapter = BlendedAdapter(a, b) if b is not None else a
-        self.class_names = list(self.adapter.classes)
-        self.mix_names = list(self.adapter.mix_names) if b is not None else []
-        self.z_dim = a.latents.shape[1]
-        self.init_scale = 0.5  # BSA's sampling default: z ~ N(0, 0.5²)
+    def __init__(self, sampler):
+        self.sampler = sampler
+        self.class_names = list(sampler.classes)
+        self.mix_names = list(getattr(sampler, "mix_names", []))  # only a blend of two runs has layers to mix
+        self.z_dim = sampler.z_dim
+        self.init_scale = sampler.default_truncation  # a typical z: what sampling draws
 
     def render(self, z, class_weights, mix):
         if mix is not None:
-            self.adapter.mix = mix
-        return self.adapter.generate(z, class_mix=class_weights)
+            self.sampler.mix = mix
+        return self.sampler.mix_classes(z, class_weights)
 
 
 class BaseBigGANGuidable:
@@ -200,20 +204,6 @@ class BaseBigGANGuidable:
         if adapter is not None:
             adapter.detach_hooks()  # the base must run unadapted; whoever needs the adapter attaches it again
         return self.model.generator(torch.cat([z, class_weights @ self.embeddings], dim=1), self.truncation)
-
-
-class CGANGuidable:
-    """A cGAN run: z and a mix of its label embeddings (blending two classes of one run)."""
-
-    def __init__(self, sampler):
-        self.g = sampler.g
-        self.class_names = list(sampler.classes)
-        self.mix_names: list[str] = []
-        self.z_dim = self.g.arch.z_dim
-        self.init_scale = 1.0
-
-    def render(self, z, class_weights, mix):
-        return self.g(z, class_embedding=class_weights @ self.g.embed.weight)
 
 
 def make_cutouts(images: torch.Tensor, n: int, size: int, generator: torch.Generator,
@@ -343,25 +333,28 @@ def strip(frames: list[torch.Tensor], max_frames: int = 12) -> torch.Tensor:
     return torch.stack([frames[i] for i in idx])
 
 
-def load_target(ws, a: str, b: str | None, device: torch.device) -> Guidable:
+def load_target(ws, a: str, b: str | None, device: torch.device) -> SamplerTarget:
     """The generator to guide: run A alone, or runs A and B blended (two BSA runs of one base model)."""
-    from studio.methods import load_run_sampler
+    from studio.methods import load_run_sampler, method
     from studio.run import RunFolder
 
     sampler, config, _ = load_run_sampler(RunFolder(ws.run_dir(a)), device)
+    if "class_mix" not in method(config["method"]).can:
+        raise UserError(f"Run {a!r} is a {config['method']} run, whose classes do not mix: guide a BSA or cGAN run.")
     if b is None:
-        return BSAGuidable(sampler) if config["method"] == "bsa" else CGANGuidable(sampler)
+        return SamplerTarget(sampler)
     if config["method"] != "bsa":
         raise UserError(f"Blending needs two BSA runs; {a!r} is a {config['method']} run (blend two of its classes "
                         "by guiding it alone).")
     run_b = RunFolder(ws.run_dir(b))
-    if run_b.read_config()["method"] != "bsa":
-        raise UserError(f"Blending needs two BSA runs; {b!r} is a {run_b.read_config()['method']} run.")
-    ckpt = run_b.load_checkpoint()
-    if ckpt.meta["config"]["model"] != config["config"]["model"]:
+    config_b = run_b.read_config()
+    if config_b["method"] != "bsa":
+        raise UserError(f"Blending needs two BSA runs; {b!r} is a {config_b['method']} run.")
+    if config_b["config"]["model"] != config["config"]["model"]:
         raise UserError(f"Runs {a!r} and {b!r} adapt different BigGANs ({config['config']['model']} vs "
-                        f"{ckpt.meta['config']['model']}); blend runs of the same base model.")
-    return BSAGuidable(sampler, BSAAdapter.from_checkpoint(sampler.model, ckpt.tensors, ckpt.meta))
+                        f"{config_b['config']['model']}); blend runs of the same base model.")
+    sampler_b, _, _ = load_run_sampler(run_b, device, base=sampler.model)  # both adapters on one BigGAN
+    return SamplerTarget(BlendedAdapter(sampler, sampler_b))
 
 
 def blend_name(prompt: str, taken) -> str:
@@ -373,12 +366,13 @@ def blend_name(prompt: str, taken) -> str:
 
 def run_blend(ws, *, run_name: str, a: str, b: str | None, cfg: GuideConfig, clip: str = "ViT-B-32",
               device: str = "auto", compare: bool = False, should_stop=lambda: False, on_progress=None) -> dict[str, Any]:
-    """Guide (and blend) under a prompt through the training loop; write runs/<name>/ and exports/blends/<name>/."""
+    """Guide (and blend) under a prompt through the training loop; write runs/<name>/, its result in result/."""
     from studio.data.augment import image_grid, to_pil
+    from studio.methods import method
     from studio.models.clip import load_clip
     from studio.run import RunFolder
     from studio.train import LoopConfig, resolve_device, train
-    from studio.workspace import validate_name, write_json_atomic
+    from studio.workspace import validate_name
 
     validate_name(run_name, "run")
     run = RunFolder(ws.run_dir(run_name))
@@ -386,41 +380,73 @@ def run_blend(ws, *, run_name: str, a: str, b: str | None, cfg: GuideConfig, cli
         raise UserError(f"Run {run_name!r} already exists: choose another name for this blend.")
     dev = resolve_device(device)
     target = load_target(ws, a, b, dev)
-    if compare and not isinstance(target, BSAGuidable):  # before the loop: a blend must not train and then refuse
+    if compare and "compare" not in method(RunFolder(ws.run_dir(a)).read_config()["method"]).can:
+        # before the loop: a blend must not train and then refuse
         raise UserError("Compare needs a BSA run: a cGAN has no pretrained base to compare with.")
     encoder = load_clip(clip, device=dev)
     run.write_config({"method": "blend", "a": a, "b": b, "clip": clip, "config": asdict(cfg), "device": str(dev)})
     guide = PromptGuide(cfg, target, encoder, device=dev, meta={"run": run_name, "a": a, "b": b, "clip": clip})
     loop = LoopConfig(iters=cfg.steps, sample_every=max(1, cfg.steps // 12), checkpoint_every=10**9)
     state = train(run, guide, loop, should_stop=lambda: should_stop() or run.stop_file.exists(), on_progress=on_progress)
-    out = ws.exports / "blends" / run_name
-    out.mkdir(parents=True, exist_ok=True)
     result = guide.result()
-    to_pil(result.pop("image")).save(out / "image.png")
-    image_grid(strip(guide.frames), nrow=len(strip(guide.frames))).save(out / "frames.png")
+    image, frames = result.pop("image"), strip(guide.frames)
     report = {"run": run_name, "a": a, "b": b, "prompt": cfg.prompt, "negative": cfg.negative, "seed": cfg.seed,
-              "clip": encoder.name, "state": state, **result, "image": str(out / "image.png"),
-              "frames": str(out / "frames.png")}
+              "clip": encoder.name, "state": state, **result, "image": str(run.save_result_image("image", to_pil(image))),
+              "frames": str(run.save_result_image("frames", image_grid(frames, nrow=len(frames))))}
     if compare:  # the same prompt and seed on the unadapted BigGAN (BSA runs) — is fine-tuning helping?
-        base = PromptGuide(cfg, BaseBigGANGuidable(target.adapter.model, target.adapter.truncation), encoder, device=dev)
+        adapted = target.sampler
+        base = PromptGuide(cfg, BaseBigGANGuidable(adapted.model, adapted.truncation), encoder, device=dev)
         for step in range(cfg.steps):
             if should_stop() or run.stop_file.exists():
                 break
             base.train_step(step)
         base_result = base.result()
-        to_pil(base_result.pop("image")).save(out / "base.png")
         report["base"] = {"final_score": base_result["final_score"], "scores": base_result["scores"],
-                          "image": str(out / "base.png")}
-    write_json_atomic(out / "result.json", report)
+                          "image": str(run.save_result_image("base", to_pil(base_result["image"])))}
+    run.save_result(report)
     return report
 
 
+def _legacy_result(ws, name: str) -> Path:
+    """Where a blend made before results lived with their run kept its report (read while the run exists)."""
+    return ws.exports / "blends" / name / "result.json"
+
+
+def blend_result_path(ws, name: str) -> Path | None:
+    """The file a blend's report is read from, or None before it has one."""
+    from studio.run import RunFolder
+
+    run = RunFolder(ws.run_dir(name))
+    if run.result_path.exists():
+        return run.result_path
+    return _legacy_result(ws, name) if run.exists() and _legacy_result(ws, name).exists() else None
+
+
 def blend_result(ws, name: str) -> dict[str, Any] | None:
-    """A blend's report (result.json), or None before it has one."""
+    """A blend's report (runs/<name>/result/result.json), or None before it has one."""
     import json
 
-    path = ws.exports / "blends" / name / "result.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    from studio.run import RunFolder
+
+    run = RunFolder(ws.run_dir(name))
+    result = run.read_result()
+    if result is None and run.exists() and _legacy_result(ws, name).exists():
+        result = json.loads(_legacy_result(ws, name).read_text())
+    return result
+
+
+def blend_results(ws) -> list[dict[str, Any]]:
+    """Every blend's report, newest first; a run deleted takes its result with it."""
+    found = []
+    for run_dir in ws.runs.iterdir() if ws.runs.exists() else ():
+        try:
+            path = blend_result_path(ws, run_dir.name)
+            result = blend_result(ws, run_dir.name) if path else None
+        except (UserError, OSError, ValueError):
+            continue  # a damaged result is said where the run is opened, not here
+        if result:
+            found.append((path.stat().st_mtime, result))
+    return [result for _, result in sorted(found, key=lambda item: -item[0])]
 
 
 def execute_blend(ws, spec, *, should_stop=lambda: False, on_progress=None, **_) -> str:
@@ -428,7 +454,6 @@ def execute_blend(ws, spec, *, should_stop=lambda: False, on_progress=None, **_)
 
     With `out` (a .png path) the final image is copied there too."""
     import shutil
-    from pathlib import Path
 
     cfg = BlendConfig(**check_values(BlendConfig, spec.config))
     guide = {k: v for k, v in asdict(cfg).items() if k in GuideConfig.__dataclass_fields__}
@@ -450,6 +475,11 @@ def check_blend(ws, spec) -> None:
     for name in filter(None, (cfg.a, cfg.b)):
         if not RunFolder(ws.run_dir(name)).has_checkpoint():
             raise UserError(f"Run {name!r} has no checkpoint yet: train it first.")
+        saved = RunFolder(ws.run_dir(name)).read_config()
+        if saved["method"] == "bsa":  # a BSA run samples through its frozen BigGAN: that must be here too
+            from studio.methods.bsa import check_base
+
+            check_base(saved["config"])
     kind = RunFolder(ws.run_dir(cfg.a)).read_config()["method"]
     if cfg.compare and "compare" not in method(kind).can:
         raise UserError(f"Compare needs a BSA run: {cfg.a!r} is a {kind} run, which has no pretrained base to compare with.")

@@ -6,8 +6,12 @@
     runs/<name>/samples/step_000000.png …   preview grids from a fixed seed
     runs/<name>/checkpoints/latest.safetensors (+ latest.json), previous.safetensors (+ .json)
     runs/<name>/log.txt
+    runs/<name>/job.json, process.log, STOP     the job's spec, its process's output, a stop request
+    runs/<name>/snapshots/step_000000.safetensors …   what sampling needs, at every checkpoint step
+    runs/<name>/eval.json, eval/                    evaluation reports and their galleries
+    runs/<name>/result/result.json, image.png, frames.png …   what a blend made (exports/ gets copies only)
 
-Checkpoints are safetensors (never pickles): tensors under prefixes ("model/", "optim/<name>/",
+Deleting the folder deletes everything the run made. Checkpoints are safetensors (never pickles): tensors under prefixes ("model/", "optim/<name>/",
 "rng/") and the JSON metadata both in the file's header and, for people and the UI, beside it.
 """
 
@@ -40,6 +44,7 @@ STATUS_SHAPE = {"state": str, "step": int, "total": (int, type(None)), "it_per_s
                 "eta_s": _OPTIONAL_NUMBER, "error": (str, type(None)), "warning": (str, type(None)),
                 "pid": (int, type(None)), "updated": _NUMBER, "started": _OPTIONAL_NUMBER,
                 "method": (str, type(None)), "dataset": (str, type(None)), "between_chunks": bool}
+RESULT_SHAPE = {"final_score": _NUMBER, "scores": list, "image": str, "frames": str, "prompt": str}
 
 
 def shape_problem(data: Any, shape: dict[str, Any], file: str) -> str | None:
@@ -313,6 +318,38 @@ class RunFolder:
         for folder in (self.checkpoints_dir, self.snapshots_dir):
             for tmp in folder.glob(".*.tmp") if folder.exists() else []:
                 tmp.unlink(missing_ok=True)
+
+    # -- a result (a blend's): made once at the end, kept with the run so deleting the run deletes it ----------
+    @property
+    def result_dir(self) -> Path:
+        return self.path / "result"
+
+    @property
+    def result_path(self) -> Path:
+        return self.result_dir / "result.json"
+
+    def save_result_image(self, name: str, image) -> Path:
+        """`image` (a PIL image) as result/<name>.png; returns its path."""
+        import io
+
+        self.result_dir.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        image.save(buf, format="PNG")
+        path = self.result_dir / f"{name}.png"
+        write_bytes_atomic(path, buf.getvalue())
+        return path
+
+    def save_result(self, report: dict[str, Any]) -> None:
+        """result.json, written last: once it is there, the result's images are too."""
+        self.result_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.result_path, report)
+
+    def read_result(self) -> dict[str, Any] | None:
+        """result.json, or None before the run has a result."""
+        result, problem = read_json_file(self.result_path, RESULT_SHAPE)
+        if problem:
+            raise UserError(f"Run {self.name!r} has a damaged result ({problem}): delete the run and make it again.")
+        return result or None
 
     def has_checkpoint(self) -> bool:
         return any((self.checkpoints_dir / f"{n}.safetensors").exists() for n in ("latest", "previous"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections import deque
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Callable, Protocol
@@ -23,6 +24,7 @@ from studio.run import RunFolder
 from studio.workspace import Workspace
 
 STATUS_EVERY_S = 1.0  # status.json is for watchers; once a second is plenty and keeps the step loop lean
+RATE_WINDOW_S = 60.0  # the speed an ETA is told from: steps over about the last minute
 
 
 @dataclass
@@ -45,7 +47,8 @@ class TrainingMethod(Protocol):
     def state_tensors(self) -> dict[str, torch.Tensor]: ...          # everything a resume needs
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None: ...
     def checkpoint_meta(self) -> dict[str, Any]: ...
-    # Optional: `sampler_tensors()` → what load_sampler needs, saved as a snapshot at every checkpoint step.
+    # Optional: `sampler_tensors()` → what load_sampler needs, saved as a snapshot at every checkpoint step;
+    # `preview_rows()` → a label for each row of the preview grid, drawn beside it (class names, "real", …).
 
 
 ProgressFn = Callable[[int, int, dict[str, float]], None]
@@ -66,8 +69,49 @@ def save_preview(run: RunFolder, method: TrainingMethod, step: int) -> None:
     if isinstance(run, FollowerRun):
         return
     images, nrow = method.preview()
+    rows = method.preview_rows() if hasattr(method, "preview_rows") else None
     run.samples_dir.mkdir(parents=True, exist_ok=True)
-    image_grid(images, nrow=nrow).save(run.sample_path(step))
+    image_grid(images, nrow=nrow, row_labels=rows).save(run.sample_path(step))
+
+
+class StepRate:
+    """Steps per second over the last `window_s` of wall time, counted from the end of the first step.
+
+    The first step after a start or a Continue pays for warm-up (memory, kernel choice, caches), and an average
+    seeded with it told an ETA of 1.6 h that fell to 66 min over the next minutes. Wall time between steps, not
+    the step alone, so the time previews and checkpoints take is in the ETA as the run will spend it."""
+
+    def __init__(self, start_step: int = 0, *, window_s: float = RATE_WINDOW_S, now: float | None = None):
+        self.window_s, self.marks = window_s, deque()  # (time, step) from the end of the first step on, oldest first
+        self.start = (time.perf_counter() if now is None else now, start_step)
+
+    def mark(self, step: int, now: float | None = None) -> None:
+        """Say that `step` steps are done at `now` (time.perf_counter())."""
+        now = time.perf_counter() if now is None else now
+        self.marks.append((now, step))
+        while len(self.marks) > 2 and self.marks[1][0] <= now - self.window_s:
+            self.marks.popleft()
+
+    @property
+    def steady(self) -> float | None:
+        """Steps per second after the first step, or None until two steps after it have been timed apart."""
+        if len(self.marks) < 2 or self.marks[-1][0] <= self.marks[0][0]:
+            return None
+        (t0, s0), (t1, s1) = self.marks[0], self.marks[-1]
+        return (s1 - s0) / (t1 - t0)
+
+    @property
+    def per_s(self) -> float | None:
+        """The steady rate; after one step only, that step's (warm-up included: a chunk's budget wants some rate)."""
+        if (steady := self.steady) is not None or not self.marks:
+            return steady
+        (t0, s0), (t1, s1) = self.start, self.marks[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else None
+
+    def eta_s(self, remaining: int) -> float | None:
+        """Seconds left at the steady rate; None (no ETA said) rather than one told from the warm-up step."""
+        rate = self.steady
+        return round(remaining / rate, 1) if rate else None
 
 
 def save_checkpoint(run: RunFolder, method: TrainingMethod, step: int, *, snapshot: bool = True) -> None:
@@ -107,13 +151,12 @@ def train(run: RunFolder, method: TrainingMethod, loop: LoopConfig, *, start_ste
     run.log(f"training from step {start_step} to {loop.iters}" + (f" (this chunk: to step {end})" if end < loop.iters else ""))
     if start_step == 0 and not run.sample_path(0).exists():
         save_preview(run, method, 0)
-    step, last_status, rate, saved, chunk_over = start_step, 0.0, None, None, False
+    step, last_status, rate, saved, chunk_over = start_step, 0.0, StepRate(start_step), None, False
     try:
         while step < loop.iters and not should_stop():
             if step >= end or (deadline is not None and step > start_step and time.monotonic() > deadline):
                 chunk_over = True
                 break
-            t = time.perf_counter()
             losses = method.train_step(step)
             step += 1
             if step % loop.log_every == 0 or step == loop.iters:
@@ -121,16 +164,16 @@ def train(run: RunFolder, method: TrainingMethod, loop: LoopConfig, *, start_ste
                 run.append_metrics({"step": step, "time": round(time.time() - started, 3), **values})
                 if on_progress:
                     on_progress(step, loop.iters, values)
-            dt = time.perf_counter() - t
-            rate = 1 / dt if rate is None else 0.9 * rate + 0.1 / max(dt, 1e-9)
             if step % loop.sample_every == 0 or step == loop.iters:
                 save_preview(run, method, step)
             if step % loop.checkpoint_every == 0 and step < loop.iters:
                 save_checkpoint(run, method, step)
                 saved = step
+            rate.mark(step)  # after the preview and checkpoint: the ETA counts the time they take
             if time.time() - last_status > STATUS_EVERY_S:
                 last_status = time.time()
-                run.write_status("running", step=step, it_per_s=round(rate, 3), eta_s=round((loop.iters - step) / rate, 1))
+                run.write_status("running", step=step, it_per_s=round(rate.per_s or 0.0, 3),
+                                 eta_s=rate.eta_s(loop.iters - step))
     except torch.OutOfMemoryError:
         # Parameters only change inside optimizer.step(), so what we hold is the last complete step.
         save_checkpoint(run, method, step)
@@ -145,13 +188,12 @@ def train(run: RunFolder, method: TrainingMethod, loop: LoopConfig, *, start_ste
         run.write_status("failed", step=step, error=error)
         raise
     state = "finished" if step >= loop.iters else "running" if chunk_over else "stopped"
-    speed = {"it_per_s": round(rate or 0.0, 3)}
+    speed = {"it_per_s": round(rate.per_s or 0.0, 3)}
     if state == "running":
         if saved != step:  # no snapshot: a chunk's end is where the host cut, not a step anyone chose to keep
             save_checkpoint(run, method, step, snapshot=False)
         run.log(f"end of this chunk at step {step}; the next one resumes from its checkpoint")
-        run.write_status("running", step=step, between_chunks=True, **speed,
-                         eta_s=round((loop.iters - step) / rate, 1) if rate else None)
+        run.write_status("running", step=step, between_chunks=True, **speed, eta_s=rate.eta_s(loop.iters - step))
         return state
     if state == "stopped" and not run.sample_path(step).exists():
         save_preview(run, method, step)  # the user stopped to look: show where it got to
@@ -198,13 +240,18 @@ def training_configs(ws: Workspace, method: str, run_name: str, *, resume_run: b
     """
     if not resume_run:
         return new_run_configs(method, preset=preset, config=config, loop=loop)
-    given = {k: v for k, v in (config or {}).items() if v is not None}
-    if given:
-        raise UserError(f"A resumed run keeps its hyperparameters; only --iters, --sample-every, --checkpoint-every "
-                        f"and --device can change (remove --{next(iter(given)).replace('_', '-')}).")
+    from studio.methods import method as described
+
+    saved = RunFolder(ws.run_dir(run_name)).read_config()
+    given = check_values(described(method).config, {k: v for k, v in (config or {}).items() if v is not None})
+    for name, value in given.items():  # the run's own command repeated is fine; a changed value is not
+        if name not in saved["config"] or value != saved["config"][name]:
+            flag = f"--{name.replace('_', '-')}"
+            raise UserError(f"A resumed run keeps its hyperparameters: run {run_name!r} has {flag} "
+                            f"{saved['config'].get(name)!r}, not {value!r} (leave {flag} out, or start a new run). Only "
+                            "--iters, --sample-every, --checkpoint-every and --device can change.")
     loop_given = check_values(LoopConfig, {k: v for k, v in (loop or {}).items() if v is not None})
-    saved_loop = RunFolder(ws.run_dir(run_name)).read_config()["loop"]
-    return None, LoopConfig(**{**saved_loop, **loop_given})
+    return None, LoopConfig(**{**saved["loop"], **loop_given})
 
 
 def run_training(ws: Workspace, *, method: str, run_name: str, dataset: str | None, cfg: Any | None, loop: LoopConfig,

@@ -109,3 +109,17 @@ def decoded(monkeypatch) -> list[tuple[int, int]]:
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", load)
     return sizes
+
+
+@pytest.fixture
+def quick_judge(monkeypatch):
+    """A judge of 40 steps instead of 500, where a test checks what evaluate reports, not how good the judge is."""
+    from studio import evaluate, metrics
+
+    full = metrics.train_classifier
+
+    def quick(*args, **kwargs):
+        return full(*args, **{**kwargs, "steps": 40})
+
+    monkeypatch.setattr(metrics, "train_classifier", quick)
+    monkeypatch.setattr(evaluate, "train_classifier", quick)

@@ -185,3 +185,17 @@ def test_cuda_input_with_cpu_generator_matches_cpu() -> None:
     y = diff_augment(x.cuda(), policy, seeded(5))
     assert y.device == x.cuda().device
     torch.testing.assert_close(y.cpu(), diff_augment(x, policy, seeded(5)))
+
+
+def test_grid_row_labels_sit_in_a_margin_and_long_ones_are_cut() -> None:
+    t = to_tensor(Image.new("RGB", (32, 32), (255, 0, 128)))
+    plain = image_grid([t] * 6, nrow=3)
+    named = image_grid([t] * 6, nrow=3, row_labels=["abstract", "a class name far too long for any margin"])
+    short = image_grid([t] * 6, nrow=3, row_labels=["abstract", "a class name far t…"])
+    assert named.height == plain.height and named.width > plain.width
+    assert named.tobytes() == short.tobytes()  # cut to LABEL_MAX_CHARS, with an ellipsis
+    margin = named.width - plain.width
+    assert named.crop((margin, 0, named.width, named.height)).tobytes() == plain.tobytes()
+    ink = [(i, j) for i in range(margin) for j in range(named.height) if named.getpixel((i, j))[0] < 128]
+    rows = {j // 34 for _, j in ink}
+    assert rows == {0, 1}  # a label in each row, within its row

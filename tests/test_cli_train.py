@@ -74,7 +74,7 @@ def test_sample_grid_folder_class_interpolation_and_reconstruction(ws, tmp_path,
     (["--dataset", "demo16", "--run", "t1"], "Run 't1' already exists"),
     (["--dataset", "demo16", "--run", "e2", "--adapt", "sideways"], "What adapts (adapt) must be one of hyper-bn, scale-shift, not 'sideways'."),
     (["--dataset", "demo16", "--run", "e3", "--device", "cuda"], "--device cuda"),
-    (["--run", "t1", "--resume", "--lr", "0.1"], "remove --lr"),
+    (["--run", "t1", "--resume", "--lr", "0.1"], "run 't1' has --lr 0.05, not 0.1 (leave --lr out"),
     (["--run", "../x", "--dataset", "demo16"], "Run name '../x' is not allowed"),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(ws, capsys, argv, message):
@@ -85,6 +85,27 @@ def test_bad_input_is_one_sentence_and_exit_2(ws, capsys, argv, message):
     assert cli(ws, "train", "bsa", *argv, *model, "--iters", "2") == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_resume_repeating_the_runs_own_flags_is_accepted(ws, capsys):
+    """The command that started a run, with --resume added, continues it: a value that is the run's own is no change."""
+    first = ["--dataset", "demo16", "--run", "t1", *TINY, "--batch", "8", "--adapt", "scale-shift"]
+    assert cli(ws, "train", "bsa", *first, "--resume", "--iters", "62") == 0
+    assert RunFolder(ws / "runs" / "t1").read_status()["step"] == 62
+    capsys.readouterr()
+    assert cli(ws, "train", "bsa", *first, "--adapt", "hyper-bn", "--resume", "--iters", "64") == 2
+    err = capsys.readouterr().err
+    assert "run 't1' has --adapt 'scale-shift', not 'hyper-bn'" in err and "Traceback" not in err
+
+
+def test_json_into_a_pipe_closed_early_ends_quietly(ws):
+    """`… --json | head`: the reader goes away; no BrokenPipeError traceback (nor 'Exception ignored') follows."""
+    cmd = [sys.executable, "-m", "studio", "--workspace", str(ws), "dataset", "show", "demo16", "--json"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command has printed anything: every write meets a closed pipe
+    err = proc.communicate(timeout=120)[1].decode()
+    assert "BrokenPipeError" not in err and "Traceback" not in err and "Exception ignored" not in err, err
+    assert proc.returncode == 1
 
 
 def test_missing_weights_offline_names_the_files_and_leaves_no_run(ws, capsys, monkeypatch):

@@ -45,7 +45,7 @@ def trained(tmp_path_factory):
     return ws
 
 
-def test_evaluate_defaults_offline_to_the_judge_and_it_answers(trained, monkeypatch):
+def test_evaluate_defaults_offline_to_the_judge_and_it_answers(trained, monkeypatch, quick_judge):
     from studio.evaluate import evaluate_history, evaluate_run
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

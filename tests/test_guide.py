@@ -10,8 +10,8 @@ import torch
 from studio.cli import main
 from studio.data.dataset import create_demo_dataset
 from studio.errors import UserError
-from studio.guide import (BlendedAdapter, GuideConfig, PromptGuide, load_target, make_cutouts, mix_layers,
-                          parse_prompts, run_blend, run_mix_layers)
+from studio.guide import (BlendedAdapter, GuideConfig, PromptGuide, blend_result, blend_results, load_target,
+                          make_cutouts, mix_layers, parse_prompts, run_blend, run_mix_layers)
 from studio.methods.bsa import BSAAdapter, BSAConfig
 from studio.methods.cgan import CGANConfig
 from studio.models.biggan import load_biggan
@@ -91,14 +91,15 @@ def test_the_clip_score_rises_and_the_mix_stays_in_range(ws):
     assert all(0 <= m <= 1 for m in result["mix"]) and 0 < sum(result["classes"].values()) <= 1 + 1e-6
 
 
-def test_same_seed_same_blend_and_the_outputs_land_in_exports(ws):
+def test_same_seed_same_blend_and_the_outputs_land_in_the_run_folder(ws):
     cfg = GuideConfig(prompt="a blue square | noise:0.3", negative="text", steps=4, cutouts=4, seed=7)
     one = run_blend(ws, run_name="same-1", a="bsa-a", b="bsa-b", cfg=cfg, **TINY)
     two = run_blend(ws, run_name="same-2", a="bsa-a", b="bsa-b", cfg=cfg, **TINY)
     assert one["scores"] == two["scores"] and one["mix"] == two["mix"]
     assert open(one["image"], "rb").read() == open(two["image"], "rb").read()
-    folder = ws.exports / "blends" / "same-1"
+    folder = ws.run_dir("same-1") / "result"
     assert {p.name for p in folder.iterdir()} >= {"image.png", "frames.png", "result.json"}
+    assert one["image"] == str(folder / "image.png") and not (ws.exports / "blends" / "same-1").exists()
     assert json.loads((folder / "result.json").read_text())["final_score"] == one["final_score"]
     other = run_blend(ws, run_name="seed-8", a="bsa-a", b="bsa-b", cfg=GuideConfig(**{**cfg.__dict__, "seed": 8}), **TINY)
     assert other["scores"] != one["scores"]
@@ -126,3 +127,22 @@ def test_cli_contract_json(ws, tmp_path, capsys):
     assert "final_score" in report["base"]
     assert main(["--workspace", str(ws.root), "blend", "--a", "nope", "--prompt", "x", "--out", str(out), "--clip", "tiny"]) == 2
     assert "no run named 'nope'" in capsys.readouterr().err
+
+
+def test_a_blend_is_its_run_folder_deleting_it_takes_the_result_from_the_gallery(ws):
+    made = run_blend(ws, run_name="gone", a="cgan", b=None, cfg=GuideConfig(prompt="dots", steps=2, cutouts=2), **TINY)
+    made = json.loads(json.dumps(made))
+    assert blend_result(ws, "gone") == made and blend_results(ws)[0] == made  # newest first
+    assert main(["--workspace", str(ws.root), "run", "delete", "gone", "--yes"]) == 0
+    assert blend_result(ws, "gone") is None and all(r["run"] != "gone" for r in blend_results(ws))
+
+
+def test_a_blend_made_before_results_lived_in_the_run_is_still_read(ws):
+    """Older blends kept their report in exports/blends/<name>/: read while the run exists, gone with it."""
+    run_blend(ws, run_name="old", a="cgan", b=None, cfg=GuideConfig(prompt="old", steps=1, cutouts=2), **TINY)
+    legacy = ws.exports / "blends" / "old"
+    legacy.parent.mkdir(parents=True, exist_ok=True)
+    (ws.run_dir("old") / "result").rename(legacy)  # where such a blend wrote it
+    assert blend_result(ws, "old")["prompt"] == "old" and any(r["run"] == "old" for r in blend_results(ws))
+    assert main(["--workspace", str(ws.root), "run", "delete", "old", "--yes"]) == 0
+    assert blend_result(ws, "old") is None and all(r["run"] != "old" for r in blend_results(ws))

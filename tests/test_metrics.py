@@ -134,7 +134,7 @@ def test_one_class_needs_no_judge_and_missing_classes_are_refused(demo):
         evaluate_sampler(PoolSampler({"baroque": pools["geometric"]}), real, labels, list(DEMO_CLASSES))
 
 
-def test_evaluate_cli_on_a_tiny_bsa_run(tmp_path, capsys):
+def test_evaluate_cli_on_a_tiny_bsa_run(tmp_path, capsys, quick_judge):
     ws = str(tmp_path / "ws")
     assert main(["--workspace", ws, "dataset", "demo", "demo", "--per-class", "12", "--size", "32"]) == 0
     assert main(["--workspace", ws, "train", "bsa", "--dataset", "demo", "--run", "r", "--model", "tiny",
@@ -164,3 +164,14 @@ def test_evaluate_cli_on_a_tiny_bsa_run(tmp_path, capsys):
     assert "no run named" in capsys.readouterr().err
     assert main(["--workspace", ws, "evaluate", "--run", "r", "--n", "30"]) == 2  # CLIP weights are not here (offline)
     assert "ViT-B-32" in capsys.readouterr().err
+
+
+def test_evaluate_offers_every_feature_network_the_judge_included(tmp_path, monkeypatch, capsys):
+    from studio import evaluate
+    from studio.models.features import FEATURE_NETS
+
+    asked = []
+    monkeypatch.setattr(evaluate, "evaluate_run", lambda ws, run, **kw: asked.append(kw["features"]) or {})
+    for name in FEATURE_NETS:
+        assert main(["--workspace", str(tmp_path), "evaluate", "--run", "r", "--features", name, "--json"]) == 0
+    assert asked == list(FEATURE_NETS) and "judge" in asked

@@ -81,15 +81,15 @@ def _two_browsers(workspace: Path) -> None:
         for api_name in ("/on_stop", "/on_delete"):
             with pytest.raises(Exception, match="no run named 'alice-run'|not in the list of choices"):
                 client.predict("alice-run", api_name=api_name)
-        with pytest.raises(Exception, match="alice-art"):
-            client.predict("alice-art", api_name="/on_export")
+        file, status = client.predict("alice-art", api_name="/on_export")  # refused in the status line
+        assert "alice-art" in status and not isinstance(file, str)  # no file: the download stays as it was
         # A client that never opened a session gets nothing at all.
-        with pytest.raises(Exception, match="reload the page"):
-            Client(url, verbose=False).predict("alice-art", api_name="/on_export")
+        file, status = Client(url, verbose=False).predict("alice-art", api_name="/on_export")
+        assert "reload the page" in status and not isinstance(file, str)
 
         alice.reload()  # her key is in her browser: the same workspace, her run still training
         alice.get_by_role("tab", name="Train").click()
-        expect(alice.locator("#train-status")).to_contain_text("alice-run")
+        expect(alice.locator("#train-status")).to_contain_text("alice-run", timeout=30_000)  # a start takes seconds on a busy machine
         expect(alice.locator("#train-status")).to_contain_text("Running")
         src = alice.locator("#train-preview img").get_attribute("src")
         assert "/users/" not in src and str(workspace) not in src  # served from gradio's cache, not by workspace path

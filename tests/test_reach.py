@@ -74,3 +74,37 @@ def test_a_bsa_job_with_unreachable_weights_is_refused_at_submit(unreachable_hub
     with pytest.raises(UserError, match="not available offline: put config.json and pytorch_model.bin in"):
         jobs.submit(JobRequest("bsa", "r1", dataset="art", config={"model": "biggan-deep-128"}))
     assert jobs.runs() == []
+
+
+def test_vgg16_offline_is_said_in_the_picker_and_a_bsa_job_needing_it_is_refused_at_submit(unreachable_hub, workspace):
+    from studio.data.dataset import create_demo_dataset
+    from studio.jobs import JobManager, JobRequest
+    from studio.models.vgg import resolve_vgg16
+    from studio.ui.train_tab import perceptual_choices
+
+    if resolve_vgg16().path is not None:
+        pytest.skip("VGG16 weights are on this machine")
+    assert dict((v, label) for label, v in perceptual_choices(dev=False))["vgg16"].startswith(
+        "VGG16: not available offline: download")  # not "(downloads 528 MB once)"
+    create_demo_dataset(workspace, "art", per_class=2, size=32)
+    jobs = JobManager(workspace, background=False)
+    with pytest.raises(UserError, match=r"VGG16 for the perceptual loss is not available offline: .* put vgg16-397923af"):
+        jobs.submit(JobRequest("bsa", "r1", dataset="art", config={"model": "tiny", "perceptual": "vgg16"}))
+    assert jobs.runs() == []
+    jobs.submit(JobRequest("bsa", "r2", dataset="art", config={"model": "tiny", "perceptual": "none"}))  # nothing to fetch
+
+
+def test_a_blend_of_a_bsa_run_whose_biggan_is_not_here_is_refused_at_submit(unreachable_hub, workspace):
+    import torch
+
+    from studio.jobs import JobManager, JobRequest
+    from studio.run import RunFolder
+
+    run = RunFolder(workspace.run_dir("moved"))  # trained elsewhere: its checkpoint came, its base model did not
+    run.write_config({"method": "bsa", "dataset": "art", "config": {"model": "biggan-deep-128"}, "loop": {}})
+    run.save_checkpoint({"adapter/x": torch.zeros(1)}, {"method": "bsa", "step": 1})
+    jobs = JobManager(workspace, background=False)
+    with pytest.raises(UserError, match="BigGAN 'biggan-deep-128' is not available offline: put config.json"):
+        jobs.submit(JobRequest("blend", "b1", config={"a": "moved", "prompt": "a red circle", "clip": "tiny",
+                                                       "out": str(workspace.exports / "b1.png")}))
+    assert [v.run for v in jobs.runs()] == ["moved"]

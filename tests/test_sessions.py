@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import threading
 import time
 
@@ -201,8 +202,8 @@ def test_the_demo_button_and_the_first_visit_count_against_the_visitors_quota(wo
     demo = build_app(workspace, JobManager(workspace, workspaces=workspace.users, max_live=1, background=False), multi_user=True)
     fns = {f.name: f.fn for f in demo.fns.values()}
     fns["_bind"]("", _page("a"))
-    with pytest.raises(gr.Error, match="no room for another demo dataset: it needs about .* of the 1 MB"):
-        fns["on_demo"]("", _page("a"))
+    status = fns["on_demo"]("", _page("a"))[0]  # said in the status line, the dataset view left as it was
+    assert re.search("no room for another demo dataset: it needs about .* of the 1 MB", status), status
     assert list((workspace.root / USERS).glob("*/datasets/*/dataset.json")) == []
 
 

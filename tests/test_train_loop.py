@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -176,3 +177,38 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkey
     assert not list(run.checkpoints_dir.glob(".*tmp"))  # the partial file is gone
     ckpt = run.load_checkpoint()
     assert ckpt.meta["step"] == 10 and torch.equal(ckpt.tensors["w"], torch.ones(3))
+
+
+def test_the_speed_behind_the_eta_leaves_out_the_slow_first_step():
+    """After a Continue the first step warms up (here 30 s); the ETA must come from the steps after it, at once,
+    not from an average that starts at the slow step and drifts for minutes (1.6 h falling to 66 min)."""
+    from studio.train import StepRate
+
+    rate = StepRate(0, window_s=60, now=0.0)
+    rate.mark(1, now=30.0)  # the end of the slow first step: where timing starts
+    assert rate.eta_s(100) is None  # nothing timed after it yet: no ETA rather than a wild one
+    assert rate.per_s == pytest.approx(1 / 30)  # a speed, though, for what must have one (a ZeroGPU chunk's budget)
+    for step in range(2, 12):
+        rate.mark(step, now=30.0 + 0.5 * (step - 1))
+    assert rate.per_s == pytest.approx(2.0) and rate.eta_s(100) == pytest.approx(50.0)
+    for step in range(12, 200):  # slower now: the window follows within a minute
+        rate.mark(step, now=35.0 + (step - 11))
+    assert rate.per_s == pytest.approx(1.0)
+
+
+class LabelledToy(ToyMethod):
+    def preview_rows(self):
+        return ["first row"]
+
+
+def test_preview_rows_are_named_in_the_png(tmp_path):
+    """A method that names its preview rows gets them drawn beside the grid: a margin of dark text on white."""
+    plain, named = _run(tmp_path, "plain"), _run(tmp_path, "named")
+    train(plain, ToyMethod(), LoopConfig(iters=1, sample_every=1, checkpoint_every=1))
+    train(named, LabelledToy(), LoopConfig(iters=1, sample_every=1, checkpoint_every=1))
+    a, b = Image.open(plain.sample_path(0)), Image.open(named.sample_path(0))
+    margin = b.width - a.width
+    assert margin > 10 and a.height == b.height
+    text = np.asarray(b.convert("L"))[:, :margin]
+    assert (text < 128).sum() > 10  # the label's strokes
+    assert np.array_equal(np.asarray(b)[:, margin:], np.asarray(a))  # the images themselves are untouched

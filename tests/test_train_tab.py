@@ -42,6 +42,18 @@ def test_presets_fill_the_seed_tables_and_bad_values_are_sentences(ws):
         train_tab.form_request({**train_tab.default_form(ws), "cgan_batch": 2.5}, [])
 
 
+def test_the_gpu_presets_pick_fastgan_at_high_resolution_and_say_what_they_need(ws):
+    values = train_tab.preset_values("cgan", "gpu-1024")
+    assert (values["arch"], values["resolution"], values["cgan_batch"]) == ("fastgan", 1024, 8)
+    spec = check_before_queueing(ws, train_tab.form_request({**train_tab.default_form(ws), **values}, taken=[]))
+    assert spec.config["arch"] == "fastgan" and spec.config["resolution"] == 1024 and spec.loop["checkpoint_every"] == 5000
+    titles = dict((name, title) for title, name in train_tab._preset_choices("cgan"))
+    assert "GB" in titles["gpu-256"] and "GB" in titles["gpu-1024"] and "minutes" in titles["cpu-32"]
+    assert train_tab._resolutions("light") == (32, 64, 128) and 1024 in train_tab._resolutions("fastgan")
+    with pytest.raises(UserError, match="fastgan"):  # the light net stops at 128 px: the sentence names the way out
+        check_before_queueing(ws, train_tab.form_request({**train_tab.default_form(ws), "resolution": 256}, taken=[]))
+
+
 def test_model_choices_say_where_weights_come_from(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     choices = dict((v, label) for label, v in train_tab.model_choices(dev=False))

@@ -88,6 +88,18 @@ def drawn_curves(page, plot: str) -> tuple[int, set[str]]:
     return vertices, set(colours)
 
 
+def scrolls_inside(page, selector: str) -> list[int]:
+    """Heights of a component's elements that hide part of their content behind a scrollbar (a clipped strip)."""
+    return page.evaluate("""(sel) => Array.from(document.querySelectorAll(sel + ' *'))
+        .filter(e => e.scrollHeight > e.clientHeight + 2 && ['auto', 'scroll'].includes(getComputedStyle(e).overflowY))
+        .map(e => e.clientHeight)""", selector)
+
+
+def error_badges(page) -> int:
+    """Components showing gradio's red "Error" state (what a gr.Error does to every output of its event)."""
+    return page.locator("span.error:visible").count()
+
+
 def coloured_pixels(page, selector: str) -> int:
     """Pixels of a component's screenshot that are clearly coloured (not white, grey or black text and grid)."""
     import io
@@ -241,6 +253,13 @@ def test_train_preview_reload_stop_continue(studio_page, app_url):
     expect(page.locator("#train-status")).to_contain_text(f"Finished: step {stopped_at + 40}/{stopped_at + 40}", timeout=120_000)
     expect(page.locator("#train-history img").first).to_be_visible()
     page.screenshot(path=str(SHOTS / "train_finished.png"), full_page=True)
+    # Earlier previews: whole rows, nothing hidden behind an inner scroll; each grid names its rows (the classes).
+    assert page.locator("#train-history img").count() >= 3
+    assert scrolls_inside(page, "#train-history") == [], "the earlier-previews strip is clipped"
+    page.locator("#train-history").screenshot(path=str(SHOTS / "train_history.png"))
+    grid = np.asarray(Image.open(app_url[1] / "runs" / "browser-run" / "samples" / "step_000000.png").convert("L"))
+    margin = grid[:, :12]  # white with dark letters where the rows are named; generated pixels otherwise
+    assert (margin == 255).mean() > 0.6 and (margin < 128).sum() > 20, "no row labels beside the preview grid"
     log = (app_url[1] / "runs" / "browser-run" / "log.txt").read_text()
     assert f"resumed from step {stopped_at}" in log and "failed" not in log
     print(f"Start → first preview in the browser: {first_preview_s:.1f} s")
@@ -325,9 +344,17 @@ def test_blend_tab_guides_a_run_with_a_prompt(studio_page, app_url):
     expect(page.locator("#blend-status")).to_contain_text("Finished: step 20/20", timeout=90_000)
     expect(page.locator("#blend-result")).to_contain_text("final CLIP score", timeout=30_000)
     expect(page.locator("#blend-mix-table")).to_contain_text("geometric")  # the class mix the prompt chose
-    result = json.loads((app_url[1] / "exports" / "blends" / "blend-a-red-circle" / "result.json").read_text())
+    result = json.loads((app_url[1] / "runs" / "blend-a-red-circle" / "result" / "result.json").read_text())
+    assert (app_url[1] / "exports" / "blends" / "blend-a-red-circle.png").exists()  # exports/ gets a copy
     assert len(result["scores"]) == 20 and result["a"] == "browser-run"
     page.screenshot(path=str(SHOTS / "blend.png"), full_page=True)
+    # One result is one thumbnail, whole: not a full-width square cropped by the gallery's height.
+    gallery, thumb = (page.locator(sel).bounding_box() for sel in ("#blend-gallery", "#blend-gallery img"))
+    assert thumb["width"] < gallery["width"] / 2, (thumb, gallery)
+    assert thumb["y"] >= gallery["y"] and thumb["y"] + thumb["height"] <= gallery["y"] + gallery["height"], (thumb, gallery)
+    assert scrolls_inside(page, "#blend-gallery") == []
+    assert page.locator("#blend-history img").count() >= 7 and scrolls_inside(page, "#blend-history") == []  # 3 rows
+    page.locator("#blend-gallery").screenshot(path=str(SHOTS / "blend_gallery.png"))
 
 
 def test_offline_the_page_promises_no_download_and_refuses_a_bsa_start_at_once(studio_page, app_url):
@@ -353,6 +380,8 @@ def test_offline_the_page_promises_no_download_and_refuses_a_bsa_start_at_once(s
     expect(toast).to_contain_text("not available offline: put config.json and pytorch_model.bin in", timeout=20_000)
     print(f"BSA start refused after {time.time() - clicked:.1f} s")
     assert not (app_url[1] / "runs" / "bsa-offline").exists()
+    expect(page.locator("#train-start-note")).to_contain_text("Not started: BigGAN 'biggan-deep-128' is not available")
+    assert error_badges(page) == 0  # a refusal is a sentence, not an error state on the panel
     page.screenshot(path=str(SHOTS / "offline_bsa_refused.png"), full_page=True)
     page.locator("#train-method input[value=cgan]").check()
 
@@ -367,6 +396,8 @@ def test_offline_the_page_promises_no_download_and_refuses_a_bsa_start_at_once(s
     page.get_by_role("option", name=re.compile("ViT-B-32.*not available offline")).click()
     page.locator("#blend-start").click()
     expect(page.get_by_test_id("toast-body").last).to_contain_text("local-dir:<folder>", timeout=20_000)
+    expect(page.locator("#blend-start-note")).to_contain_text("local-dir:<folder>")
+    assert error_badges(page) == 0, "a refused blend turned the panel's boxes into Error badges"
     page.screenshot(path=str(SHOTS / "offline_blend_refused.png"), full_page=True)
 
 
@@ -392,3 +423,20 @@ def test_only_the_workspace_is_served_over_http(app_url, tmp_path):
     for path in (str(secret), "/etc/passwd", f"{workspace}/../{secret.name}", f"{workspace}/datasets/../../{secret.name}"):
         assert status(path) in (403, 404), path
 
+
+
+def test_a_gpu_preset_picks_fastgan_and_offers_its_resolutions(studio_page):
+    """Last: it leaves the form on a GPU preset. The resolutions on offer follow the architecture, with no error."""
+    from playwright.sync_api import expect
+
+    page = studio_page
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-preset input").click()
+    page.get_by_role("option", name="1024 px FastGAN").click()
+    expect(page.locator("#train-arch input")).to_have_value("fastgan")
+    expect(page.locator("#train-resolution input")).to_have_value("1024")
+    page.screenshot(path=str(SHOTS / "train_gpu_preset.png"))
+    assert page.get_by_text("is not in the list of choices").count() == 0
+    page.locator("#train-arch input").click()
+    page.get_by_role("option", name="light").click()
+    expect(page.locator("#train-resolution input")).to_have_value("32")  # 1024 is not the light net's: its first

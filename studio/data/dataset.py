@@ -26,7 +26,7 @@ from studio.data.decode import (
     CROP_MODES, DEFAULT_MIN_SIDE, PATCH_LAYOUTS, Rejected, decode_image, hamming, load_rgb, open_image,
     perceptual_hash, plan_crops, render_crop,
 )
-from studio.data.sources import iter_payloads, size_text
+from studio.data.sources import Source, iter_payloads, size_text
 from studio.errors import UserError
 from studio.workspace import Workspace, validate_name, write_json_atomic
 
@@ -230,10 +230,12 @@ class Dataset:
         write_json_atomic(self.path / MANIFEST, self.manifest)
 
     # -- adding ------------------------------------------------------------------------------
-    def import_paths(self, paths: Iterable[Path], *, label: str | None = None, labels_from_folders: bool = False,
-                     min_side: int = DEFAULT_MIN_SIDE, max_pixels: int | None = None,
+    def import_paths(self, paths: Iterable[Path | str | Source], *, label: str | None = None,
+                     labels_from_folders: bool = False, min_side: int = DEFAULT_MIN_SIDE, max_pixels: int | None = None,
                      near_duplicate_distance: int = DEFAULT_NEAR_DUPLICATE_DISTANCE) -> ImportReport:
-        """Import files, folders and zips; every file ends up imported, rejected or a duplicate, by name.
+        """Import files, folders and zips, or any studio.data.sources.Source; every item ends up imported, rejected
+        or a duplicate, by name. An item's label: `label` if given, else the source's own, else (with
+        labels_from_folders) its folder's, else unlabeled.
 
         Each bound in studio/data/limits.py is checked before the work it bounds: a file past the import's
         file or byte budget, or bound for a full dataset, is refused unread; one past the pixel budget, undecoded.
@@ -246,7 +248,7 @@ class Dataset:
         bounds = _ImportBounds(_folder_bytes(self.path.parent) if quota is not None else 0)
         by_sha = {img["sha256"]: img for img in self.images}
         phashes = {int(img["phash"], 16): img for img in self.images}
-        for payload in iter_payloads(list(paths)):
+        for payload in iter_payloads(paths):
             if payload.rejected:
                 report.rejected.append({"file": payload.name, "reason": payload.rejected})
                 continue
@@ -270,8 +272,9 @@ class Dataset:
             except Rejected as exc:
                 report.rejected.append({"file": payload.name, "reason": str(exc)})
                 continue
-            image_label = label or (labels_from_folders and payload.folder_label and _safe_label(payload.folder_label)) or UNLABELED
-            entries = self._add(img, data, payload.name, sha, ph, image_label)
+            image_label = (label or (payload.label and _safe_label(payload.label))
+                           or (labels_from_folders and payload.folder_label and _safe_label(payload.folder_label)) or UNLABELED)
+            entries = self._add(img, data, payload.name, sha, ph, image_label, payload.provenance)
             by_sha[sha] = phashes[ph] = entries[0]
             report.imported.append(payload.name)
         self.save()
@@ -286,14 +289,15 @@ class Dataset:
         data = buf.getvalue()
         return self._add(img, data, source, hashlib.sha256(data).hexdigest(), perceptual_hash(img), validate_label(label))
 
-    def _add(self, img: Image.Image, data: bytes, source: str, sha: str, ph: int, label: str) -> list[dict]:
+    def _add(self, img: Image.Image, data: bytes, source: str, sha: str, ph: int, label: str,
+             provenance: dict | None = None) -> list[dict]:
         original = f"originals/{sha[:16]}.{_extension(data)}"
         (self.path / original).write_bytes(data)
         entries = []
         for crop in self._crops(img, sha):
             entry = {"id": sha[:12] if crop.patch is None else f"{sha[:12]}-p{crop.patch}", "label": label,
                      "source": source, "original": original, "sha256": sha, "phash": f"{ph:016x}",
-                     "box": list(crop.box), "patch": crop.patch}
+                     "box": list(crop.box), "patch": crop.patch, **({"provenance": provenance} if provenance else {})}
             entry["file"] = f"images/{entry['id']}.png"
             render_crop(img, crop, self.settings.size).save(self.path / entry["file"])
             entries.append(entry)
@@ -467,9 +471,10 @@ def _manifest_problem(manifest: object) -> str | None:
     return None
 
 
-def import_into(ws: Workspace, name: str, paths: Iterable[Path], *, settings: CropSettings | None = None,
+def import_into(ws: Workspace, name: str, paths: Iterable[Path | str | Source], *, settings: CropSettings | None = None,
                 label: str | None = None, **options) -> tuple[Dataset, ImportReport]:
-    """Import into dataset `name`, creating it if needed; a new dataset that received nothing is not left behind."""
+    """Import paths or sources (studio.data.sources) into dataset `name`, creating it if needed; a new dataset that
+    received nothing is not left behind."""
     if label is not None:
         validate_label(label)
     is_new = not (ws.dataset_dir(name) / MANIFEST).exists()

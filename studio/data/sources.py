@@ -1,20 +1,28 @@
-"""Turn what a user hands us (files, folders, zip archives) into named file payloads, rejecting unsafe entries.
+"""Where images come from: sources, each yielding the same items (`Payload`s) into the one import pipeline.
 
-Each payload keeps a display name (path relative to what was given) and the folder label
-hint used by `--labels-from-folders` (the ImageFolder convention: first sub-folder = class).
-A payload's bytes are read only when asked (`Payload.read`), so an import that has reached one
-of its bounds (studio/data/limits.py) can refuse the rest by name without reading them.
+A `Source` has a name and `payloads()`. The files, folders and zip archives a user hands us are sources
+(`FileSource`, `FolderSource`, `ZipSource`; `source_for(path)` picks one), rejecting unsafe entries by name.
+A payload is what an upload is: a display name (path relative to what was given), its bytes or an in-memory
+image (`Payload.of`), an optional label of its own, the folder label hint used by `--labels-from-folders`
+(the ImageFolder convention: first sub-folder = class), and an optional provenance dict kept in the manifest.
+Bytes are read only when asked (`Payload.read`), so an import that has reached one of its bounds
+(studio/data/limits.py) can refuse the rest by name without reading them.
+
+A new kind of source (a Hub dataset, say) is one module in data/ with `open_source(spec) -> Source` and one line
+in SOURCES; `python -m studio dataset import NAME SCHEME:SPEC` and `import_into` then take it like a path.
 """
 
 from __future__ import annotations
 
+import importlib
+import io
 import lzma
 import stat
 import zipfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Protocol, runtime_checkable
 
 from studio.data import limits
 from studio.data.decode import Rejected
@@ -24,6 +32,8 @@ _ZIP_MAGIC = b"PK\x03\x04"
 # Files operating systems leave behind; they are not the user's images, so we skip them without a word.
 # Our own export's manifest rides along in its zip; it is not an image either.
 _JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini", "dataset.json"}
+# Sources by the scheme a user writes before their spec ("hub:owner/name"): scheme → module with open_source(spec).
+SOURCES: dict[str, str] = {}
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,27 @@ class Payload:
     size: int = 0  # bytes as declared (the file's size, a zip entry's header); reading never returns more than the limit
     rejected: str | None = None
     opener: Callable[[], BinaryIO] | None = field(default=None, repr=False, compare=False)
+    label: str | None = None  # the source's own class for it (a dataset's label column); the import's --label wins
+    provenance: dict[str, Any] | None = None  # where it came from (a dataset, a row, a licence), kept in the manifest
+
+    @classmethod
+    def of(cls, name: str, content: bytes | Any, *, label: str | None = None,
+           provenance: dict[str, Any] | None = None) -> "Payload":
+        """An item a source holds in memory: encoded bytes, or a PIL image (stored as a PNG original, encoded only
+        when read; its declared size is its raw pixels')."""
+        if isinstance(content, (bytes, bytearray)):
+            data = bytes(content)
+            return cls(name, None, len(data), opener=lambda: io.BytesIO(data), label=label, provenance=provenance)
+        image = content
+
+        def encode() -> BinaryIO:
+            buf = io.BytesIO()
+            image.save(buf, format="PNG")
+            buf.seek(0)
+            return buf
+
+        return cls(name, None, image.width * image.height * len(image.getbands()), opener=encode, label=label,
+                   provenance=provenance)
 
     def read(self) -> bytes:
         """The file's bytes, or Rejected. Read a zip entry before taking the next payload: the archive closes after."""
@@ -77,20 +108,88 @@ def _label_from(parts: tuple[str, ...]) -> str | None:
     return parts[0] if len(parts) >= 2 else None
 
 
-def iter_payloads(paths: list[Path]) -> Iterator[Payload]:
-    """Yield a Payload for every file in `paths` (files, folders walked recursively, zip archives)."""
-    for path in paths:
-        path = Path(path)
-        if path.is_symlink():
-            yield Payload(path.name, None, rejected="symbolic link (not followed, for safety)")
-        elif path.is_dir():
-            yield from _iter_folder(path)
-        elif not path.exists():
-            yield Payload(path.name, None, rejected="file not found")
-        elif _looks_like_zip(path):
-            yield from _iter_zip(path, path.name)
-        else:
-            yield _read_file(path, path.name, None)
+@runtime_checkable
+class Source(Protocol):
+    """Where an import's images come from."""
+
+    name: str  # what the user gave, for people: "art.zip", "paintings", "hub:owner/name"
+
+    def payloads(self) -> Iterator[Payload]:
+        """Every item, rejected ones included (with their reason), in a stable order."""
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """One image file."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def payloads(self) -> Iterator[Payload]:
+        yield _read_file(self.path, self.name, None)
+
+
+@dataclass(frozen=True)
+class FolderSource:
+    """A folder, walked recursively; the first sub-folder under it names the class (ImageFolder)."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def payloads(self) -> Iterator[Payload]:
+        yield from _iter_folder(self.path)
+
+
+@dataclass(frozen=True)
+class ZipSource:
+    """A zip archive, never extracted to disk: entries are read one at a time, unsafe ones refused."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def payloads(self) -> Iterator[Payload]:
+        yield from _iter_zip(self.path, self.name)
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Something given that is no source at all (a missing file, a link): one rejected item saying why."""
+
+    name: str
+    reason: str
+
+    def payloads(self) -> Iterator[Payload]:
+        yield Payload(self.name, None, rejected=self.reason)
+
+
+def source_for(given: str | Path) -> Source:
+    """The source a user's argument names: SCHEME:SPEC for a source in SOURCES, else a file, folder or zip path."""
+    scheme, _, spec = str(given).partition(":")
+    if spec and scheme in SOURCES:
+        return importlib.import_module(SOURCES[scheme]).open_source(spec)
+    path = Path(given)
+    if path.is_symlink():
+        return Refused(path.name, "symbolic link (not followed, for safety)")
+    if path.is_dir():
+        return FolderSource(path)
+    if not path.exists():
+        return Refused(path.name, "file not found")
+    return ZipSource(path) if _looks_like_zip(path) else FileSource(path)
+
+
+def iter_payloads(given: Iterable[Source | str | Path]) -> Iterator[Payload]:
+    """Every item of every source given (sources, or paths and SCHEME:SPEC strings, see `source_for`)."""
+    for item in given:
+        yield from (item if isinstance(item, Source) else source_for(item)).payloads()
 
 
 def _looks_like_zip(path: Path) -> bool:

@@ -4,13 +4,15 @@ A method is a module with a `METHOD = Method(...)` (title, help, config class, p
 check, trainer factory, sampler loader, what its runs can do) and one line in METHODS. Training methods
 (bsa.py, cgan.py) give `build_trainer(cfg, dataset, device=, meta=, ws=)` and studio.train runs them; a method
 that is not a loop over a dataset (the blend, studio/guide.py) gives `run(ws, spec, **hooks)` instead.
+
+What a trained run can make is the `Sampler` contract below, and `load_run_sampler` is the one way to get a run's.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 from studio.errors import UserError
 
@@ -33,8 +35,8 @@ class Method:
     check: Callable | None = None                # (ws, spec) → None or UserError: what can fail before a job starts
     build_trainer: Callable | None = None        # training methods: (cfg, dataset, device=, meta=, ws=) → trainer
     run: Callable | None = None                  # other methods: (ws, spec, should_stop=, on_progress=) → state
-    load_sampler: Callable | None = None         # (tensors, meta, device=) → a sampler of the run's checkpoint
-    can: frozenset[str] = frozenset()            # "reconstruct", "compare" (with a base model), "class_mix"
+    load_sampler: Callable | None = None         # (tensors, meta, device=, base=) → a Sampler of the run's checkpoint
+    can: frozenset[str] = frozenset()            # what its samplers do beyond the contract: names in CAPABILITIES
 
     @property
     def trains(self) -> bool:
@@ -52,15 +54,53 @@ def training_methods() -> list[Method]:
     return [m for m in map(method, METHODS) if m.trains]
 
 
-def load_run_sampler(run, device, step: int | None = None):
-    """The sampler of a run's newest checkpoint, or of its snapshot at `step` (`run` is a studio.run.RunFolder),
-    with its config and checkpoint."""
+@runtime_checkable
+class Sampler(Protocol):
+    """What every generator the studio samples from offers: a trained run's (BSAAdapter, CGANSampler) and the base
+    BigGAN's (studio.generate.BigGANSampler). Images are [n, 3, H, W] in [-1, 1]; the same seed gives the same images.
+    `truncation` scales the latents; each sampler has its own default (`default_truncation`)."""
+
+    classes: list[str]
+    z_dim: int
+    default_truncation: float
+
+    def sample(self, n: int, *, label: str | None = None, seed: int = 0, truncation: float = ...) -> torch.Tensor:
+        """n images of class `label` (None: cycling through the classes)."""
+
+    def grid(self, per_class: int, *, seed: int = 0, truncation: float = ...) -> torch.Tensor:
+        """Rows are classes, columns seeds: the same latents in every row."""
+
+    def interpolate_seeds(self, a: int, b: int, frames: int = 8, *, label: str | None = None,
+                          truncation: float = ...) -> torch.Tensor:
+        """From the image `sample(1, seed=a)` draws to that of seed b, along the arc between their latents."""
+
+
+# What a method's `can` may name, and the Sampler methods each one promises (tests/test_samplers.py checks them).
+CAPABILITIES = {
+    # a latent learned per training image: reconstruct(indices) and interpolate_images(i, j, frames)
+    "reconstruct": ("reconstruct", "interpolate_images"),
+    # a frozen pretrained base to compare with: sample_base(n, imagenet_class=, seed=, truncation=)
+    "compare": ("sample_base",),
+    # class embeddings that mix: mix_classes(z, class_weights) (what guidance steers) and interpolate_classes(a, b, …)
+    "class_mix": ("mix_classes", "interpolate_classes"),
+}
+
+
+def load_run_sampler(run, device, step: int | None = None, *, base=None):
+    """The Sampler of a run's newest checkpoint, or of its snapshot at `step` (`run` is a studio.run.RunFolder),
+    with the run's config and the checkpoint. Every reader of a run's generator (Generate, sample, evaluate, the
+    blend) loads it here. `base`: a pretrained model already loaded, for a method that adapts one to share it (a
+    blend puts two BSA runs on one BigGAN)."""
     config = run.read_config()
     described = method(config["method"])
     if described.load_sampler is None:
         raise UserError(f"Run {run.name!r} is a {config['method']}: it has no generator to sample from.")
+    if step is None and not run.has_checkpoint():
+        raise UserError(f"Run {run.name!r} has no checkpoint yet: let it train until one is saved, or stop it to "
+                        "save one.")
     ckpt = run.load_checkpoint() if step is None else run.load_snapshot(step)
-    return described.load_sampler(ckpt.tensors, ckpt.meta, device=device), config, ckpt
+    shared = {} if base is None else {"base": base}
+    return described.load_sampler(ckpt.tensors, ckpt.meta, device=device, **shared), config, ckpt
 
 
 def class_indices(classes: list[str], label: str | None, n: int):

@@ -39,7 +39,7 @@ class BSAConfig:
     lr_scale: float = option(0.2, label="LR decay factor", min=0, max=1)  # every lr is multiplied by this every lr_step steps
     lr_step: int = option(3000, label="LR decay every", min=1)
     perceptual: str = option("vgg16", label="Perceptual loss", choices=("vgg16", "none", "tiny"),
-                             help="VGG16 features (downloads 528 MB once)")  # tiny: tests
+                             help="VGG16 features of real and generated images compared")  # tiny: tests
     perceptual_weight: float = option(0.001, label="Perceptual weight", min=0)  # per VGG layer
     real_features: str = option("cache", label="Real features", choices=("cache", "recompute"))  # cache: the real images' VGG features, fixed, computed once (fast); recompute: every step
     layout: str = option("contiguous", label="Memory layout", choices=tuple(LAYOUTS))  # or channels_last: faster for sampling (1.15× on CPU), slower for training with VGG
@@ -108,7 +108,13 @@ def _stats(bn: nn.Module, truncation: float) -> tuple[torch.Tensor, torch.Tensor
 
 
 class BSAAdapter(nn.Module):
-    """The trainable part of BSA, attached to a frozen BigGAN-deep by hooks; `generate` runs the adapted model."""
+    """The trainable part of BSA, attached to a frozen BigGAN-deep by hooks; `generate` runs the adapted model.
+
+    Also a run's studio.methods.Sampler, with all three capabilities: reconstruct (and interpolate_images),
+    compare (sample_base: the frozen base alone) and class_mix.
+    """
+
+    default_truncation = 0.5  # z ~ N(0, 0.5²): BSA's sampling default
 
     def __init__(self, base: nn.Module, *, n_images: int, classes: list[str], adapt: str, class_init: int | None = None):
         super().__init__()
@@ -140,6 +146,10 @@ class BSAAdapter(nn.Module):
     @property
     def model(self) -> nn.Module:
         return self.base[0]
+
+    @property
+    def z_dim(self) -> int:
+        return self.model.config.z_dim
 
     def param_groups(self, lr: float) -> list[dict]:
         adapt_group = "scale-shift" if self.adapt == "scale-shift" else "hyper-bn"
@@ -208,6 +218,10 @@ class BSAAdapter(nn.Module):
         cond = torch.cat([z, class_mix @ self.class_embed], dim=1)
         return self.model.generator(cond, self.truncation)
 
+    def mix_classes(self, z: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
+        """Images from latents z [B, z_dim] and class weights [B, n_classes]; differentiable (guidance steers it)."""
+        return self.generate(z, class_mix=class_weights)
+
     def class_index(self, label: str | None, n: int) -> torch.Tensor:
         return class_indices(self.classes, label, n)
 
@@ -241,7 +255,7 @@ class BSAAdapter(nn.Module):
         return self._batched(self.latents[idx], self.train_labels[idx], batch)
 
     @torch.no_grad()
-    def interpolate(self, i: int, j: int, frames: int = 8, batch: int = 16) -> torch.Tensor:
+    def interpolate_images(self, i: int, j: int, frames: int = 8, batch: int = 16) -> torch.Tensor:
         """A straight line between the learned latents (and classes) of training images i and j."""
         n = len(self.latents)
         if not (0 <= i < n and 0 <= j < n):
@@ -380,6 +394,12 @@ class BSATrainer:
         grid = torch.cat([self.images[idx], recon, samples[: 2 * n] if n < 4 else samples])
         return grid.float().cpu(), n
 
+    def preview_rows(self) -> list[str]:
+        """What each row of `preview` is: the training images, the model's reconstructions of them, fresh samples."""
+        n = min(4, len(self.images))
+        samples = 2 * n if n < 4 else len(self.preview_z)
+        return ["real", "reconstruction", *["sample"] * -(-samples // n)]
+
     def state_tensors(self) -> dict[str, torch.Tensor]:
         return {**self.sampler_tensors(), **optimizer_tensors(self.opt, "optim/adam"), "rng/train": self.gen.get_state()}
 
@@ -416,20 +436,35 @@ def build_trainer(cfg: BSAConfig, dataset, *, device: str | torch.device, meta: 
                       meta={**meta, "base_model": cfg.model, "resolution": base.config.output_dim})
 
 
-def load_sampler(tensors: dict[str, torch.Tensor], meta: dict, *, device: str | torch.device) -> BSAAdapter:
-    """Rebuild a trained adapter (and its frozen base) from a checkpoint, for sampling."""
+def load_sampler(tensors: dict[str, torch.Tensor], meta: dict, *, device: str | torch.device,
+                 base: nn.Module | None = None) -> BSAAdapter:
+    """Rebuild a trained adapter from a checkpoint, for sampling, on its frozen base: loaded here, or `base` when
+    given (already loaded, and the same BigGAN: a blend shares one between two runs)."""
     from studio.models.biggan import load_biggan
 
     cfg = BSAConfig.from_dict(meta["config"])
-    base = load_biggan(cfg.model, device=device, seed=cfg.seed).to(memory_format=LAYOUTS[cfg.layout])
+    if base is None:
+        base = load_biggan(cfg.model, device=device, seed=cfg.seed).to(memory_format=LAYOUTS[cfg.layout])
     return BSAAdapter.from_checkpoint(base, tensors, meta)
 
 
 def check_job(ws, spec) -> None:
-    """Before a job starts: the BigGAN it adapts must be here or downloadable."""
+    """Before a job starts: the BigGAN it adapts and the VGG16 of its perceptual loss are here or downloadable."""
+    from studio.models.vgg import resolve_vgg16
+
+    check_base(spec.config)
+    if (spec.config.get("perceptual") or BSAConfig.perceptual) == "vgg16":
+        source = resolve_vgg16()
+        if not source.available:
+            raise UserError(f"VGG16 for the perceptual loss is {source.status}, then start again "
+                            "(or choose Perceptual loss: none).")
+
+
+def check_base(config: dict[str, Any]) -> None:
+    """The BigGAN a BSA config adapts is here or downloadable (training, or sampling a run as a blend does)."""
     from studio.models.biggan import resolve_biggan
 
-    source = resolve_biggan(spec.config.get("model") or BSAConfig.model)
+    source = resolve_biggan(config.get("model") or BSAConfig.model)
     if not source.available:
         raise UserError(f"BigGAN {source.name!r} is {source.status}, then start again.")
 

@@ -38,9 +38,11 @@ LECAM_DECAY = 0.99       # of the moving averages of D's outputs that LeCam anch
 @dataclass
 class CGANConfig:
     arch: str = option("light", label="Architecture", choices=lambda: tuple(CGAN_ARCHITECTURES),
-                       help="light: the small CPU net (32-128 px); fastgan: FastGAN-class (32-1024 px)")
+                       help="light: small and fast on a CPU (32-128 px); fastgan: FastGAN-class, better structure, "
+                            "slower a step (32-1024 px)")
     resolution: int = option(32, label="Resolution (px)", min=8, max=1024,
-                             help="32 trains in minutes on a CPU; 64/128 want a GPU")
+                             help="32 trains in minutes on a CPU; 128 and up want a GPU "
+                                  "(FastGAN: about 6 GB at 256 px, 10 GB at 1024 px)")
     batch: int = option(32, label="Batch", min=2, max=1024, why_max="a larger batch does not fit in a GPU's memory")
     lr_g: float = option(2e-4, label="Generator lr", min=0, max=1)
     lr_d: float = option(2e-4, label="Discriminator lr", min=0, max=1)
@@ -76,8 +78,10 @@ class CGANConfig:
             raise UserError(f"Unknown architecture {self.arch!r}: choose {' or '.join(CGAN_ARCHITECTURES)}.")
         nets = self.networks
         if self.resolution not in nets.RESOLUTIONS:
+            others = [a for a in CGAN_ARCHITECTURES if self.resolution in cgan_architecture(a).RESOLUTIONS]
             raise UserError(f"Resolution {self.resolution} is not offered by the {self.arch} architecture: choose "
-                            f"{', '.join(map(str, nets.RESOLUTIONS))}.")
+                            f"{', '.join(map(str, nets.RESOLUTIONS))}"
+                            + (f", or the {' or '.join(others)} architecture." if others else "."))
         if self.conditioning not in nets.CONDITIONINGS:
             raise UserError(f"The {self.arch} architecture has no {self.conditioning!r} conditioning: choose "
                             f"{' or '.join(nets.CONDITIONINGS)}.")
@@ -111,22 +115,35 @@ class CGANConfig:
         return CGANArch(n_classes=n_classes, **{k: getattr(self, k) for k in ARCH_FIELDS})
 
 
+# Times on this project's 2-core Xeon (bf16, bench/cgan_step.py: 0.08 s a step at 32 px, 0.14 at 64 px); GPU memory is
+# what one FastGAN step held on the CPU (bench/cgan_step.py --arch fastgan, peak resident set), FLOPs counted there.
+_GPU_LOOP = {"sample_every": 1000, "checkpoint_every": 5000}  # a 1024 px checkpoint is ~0.5 GB: not every 500 steps
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu-32": {"resolution": 32, "iters": 2500, "batch": 32},
+    "cpu-64": {"resolution": 64, "iters": 2500, "batch": 16},
     "gpu-64": {"resolution": 64, "iters": 20000, "batch": 64, "g_ch": 32, "d_ch": 32},
     "gpu-128": {"resolution": 128, "iters": 40000, "batch": 32, "g_ch": 32, "d_ch": 32},
+    "gpu-256": {"arch": "fastgan", "resolution": 256, "iters": 40000, "batch": 16, "g_ch": 64, "d_ch": 64, **_GPU_LOOP},
+    "gpu-1024": {"arch": "fastgan", "resolution": 1024, "iters": 50000, "batch": 8, "g_ch": 64, "d_ch": 64, **_GPU_LOOP},
 }
-PRESET_TITLES = {"cpu-32": "32 px, a few minutes on a CPU", "gpu-64": "64 px on a GPU", "gpu-128": "128 px on a GPU"}
+PRESET_TITLES = {"cpu-32": "32 px, about 4 minutes on 2 CPU cores", "cpu-64": "64 px, about 6 minutes on 2 CPU cores",
+                 "gpu-64": "64 px on a GPU", "gpu-128": "128 px on a GPU",
+                 "gpu-256": "256 px FastGAN on a GPU: about 6 GB, 2.2 TFLOP a step (hours)",
+                 "gpu-1024": "1024 px FastGAN on a GPU: about 10 GB at batch 8, 1.6 TFLOP a step (hours; --gpus N splits it)"}
 
 
 class CGANSampler:
-    """Sampling from G_ema: by class, class × seed grids, and interpolation of latents or of class embeddings."""
+    """Sampling from G_ema: by class, class × seed grids, and interpolation of latents or of class embeddings.
+
+    A run's studio.methods.Sampler, with the class_mix capability (its label embeddings mix)."""
+
+    default_truncation = 1.0
 
     def __init__(self, g: nn.Module, classes: list[str]):
         # fp32 even where training runs in bf16: a seed's image must not depend on the batch it is drawn in, and
         # bf16 kernels round differently for different batch sizes.
         self.g, self.classes = g.eval(), list(classes)
-        self.resolution = g.arch.resolution
+        self.resolution, self.z_dim = g.arch.resolution, g.arch.z_dim
 
     def _device(self) -> torch.device:
         return next(self.g.parameters()).device
@@ -150,26 +167,24 @@ class CGANSampler:
         return self.g(z.to(self._device()), y.to(self._device()))
 
     @torch.no_grad()
-    def interpolate(self, i: int, j: int, frames: int = 8, *, label: str | None = None) -> torch.Tensor:
-        """Between the latents of seeds i and j, in one class."""
-        t = torch.linspace(0, 1, frames)[:, None]
-        z = (1 - t) * self.latents(1, i) + t * self.latents(1, j)
-        return self.g(z.to(self._device()), self.class_index(label or self.classes[0], frames).to(self._device()))
-
-    @torch.no_grad()
     def interpolate_seeds(self, a: int, b: int, frames: int = 8, *, label: str | None = None,
                           truncation: float = 1.0) -> torch.Tensor:
         """Along the arc from the latent `sample(1, seed=a)` draws to that of seed b, in one class (default: the first)."""
         z = slerp(self.latents(1, a, truncation), self.latents(1, b, truncation), torch.linspace(0, 1, frames))
         return self.g(z.to(self._device()), self.class_index(label or self.classes[0], frames).to(self._device()))
 
+    def mix_classes(self, z: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
+        """Images from latents z [B, z_dim] and class weights [B, n_classes]; differentiable (guidance steers it)."""
+        return self.g(z, class_embedding=class_weights @ self.g.embed.weight)
+
     @torch.no_grad()
-    def interpolate_classes(self, a: str, b: str, frames: int = 8, *, seed: int = 0) -> torch.Tensor:
+    def interpolate_classes(self, a: str, b: str, frames: int = 8, *, seed: int = 0,
+                            truncation: float = 1.0) -> torch.Tensor:
         """One latent, class embedding mixed from class a to class b."""
         emb = self.g.embed.weight
         ea, eb = emb[self.class_index(a, 1)[0]], emb[self.class_index(b, 1)[0]]
         t = torch.linspace(0, 1, frames, device=emb.device)[:, None]
-        z = self.latents(1, seed).repeat(frames, 1).to(self._device())
+        z = self.latents(1, seed, truncation).repeat(frames, 1).to(self._device())
         return self.g(z, class_embedding=(1 - t) * ea + t * eb)
 
 
@@ -341,6 +356,9 @@ class CGANTrainer:
         """A class × seed grid from G_ema: one row per class, the same latents in every row."""
         images = CGANSampler(self.g_ema, self.classes).grid(len(self.preview_z), seed=self.cfg.seed + 1)
         return images.float().cpu(), len(self.preview_z)
+
+    def preview_rows(self) -> list[str]:
+        return list(self.classes)  # preview's rows, one per class
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
         out = {}

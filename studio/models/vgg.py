@@ -15,6 +15,7 @@ objects by default.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,6 +28,7 @@ PERCEPTUAL_LAYERS = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "con
                      "conv4_1", "conv4_2", "conv4_3")
 VGG16_URL = "https://download.pytorch.org/models/vgg16-397923af.pth"  # torchvision's VGG16_Weights.IMAGENET1K_V1
 VGG16_FILE = VGG16_URL.rsplit("/", 1)[1]
+VGG16_MB = 528  # the download's size
 _SHA256_PREFIX = "397923af"  # torch hub's convention: the file name carries the first hex digits of its sha256
 CHECKPOINTS_DIR = Path(__file__).resolve().parents[2] / "checkpoints"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -122,13 +124,35 @@ def _tiny(seed: int) -> VGGFeatures:
     return model
 
 
-def _find_or_download_vgg16(checkpoints_dir: Path, download: bool) -> Path:
-    candidates = [checkpoints_dir / "vgg16.pth", checkpoints_dir / VGG16_FILE, _hub_file()]
-    for path in candidates:
+@dataclass(frozen=True)
+class VGGSource:
+    """Where `load_vgg16("vgg16")` will get its weights, and a sentence saying so for the UI."""
+
+    path: Path | None  # the file found; None when it must be downloaded
+    status: str        # found locally / found in the torch hub cache / will download N MB / not available offline: …
+    available: bool    # False when a download is needed but cannot happen (studio.models.reach)
+
+
+def resolve_vgg16(checkpoints_dir: Path = CHECKPOINTS_DIR, *, download: bool = True) -> VGGSource:
+    """Decide where the VGG16 weights come from without loading or downloading anything."""
+    checkpoints_dir = Path(checkpoints_dir)
+    for path in (checkpoints_dir / "vgg16.pth", checkpoints_dir / VGG16_FILE):
         if path.is_file():
-            return path
-    where = f"download {VGG16_URL} and put {VGG16_FILE} in {checkpoints_dir}{os.sep}"
+            return VGGSource(path, "found locally", True)
+    if _hub_file().is_file():
+        return VGGSource(_hub_file(), "found in the torch hub cache", True)
     if not download or not can_download():
+        return VGGSource(None, f"not available offline: download {VGG16_URL} and put {VGG16_FILE} in "
+                               f"{checkpoints_dir}{os.sep}", False)
+    return VGGSource(None, f"will download {VGG16_MB} MB", True)
+
+
+def _find_or_download_vgg16(checkpoints_dir: Path, download: bool) -> Path:
+    source = resolve_vgg16(checkpoints_dir, download=download)
+    if source.path is not None:
+        return source.path
+    where = f"download {VGG16_URL} and put {VGG16_FILE} in {checkpoints_dir}{os.sep}"
+    if not source.available:
         raise UserError(f"VGG16 weights are not on this machine and {why_not(download)}: {where}.")
     dest = _hub_file()
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -1,22 +1,21 @@
 """The Blend tab: steer a run with a CLIP prompt, or blend two BSA runs, as a job; watch the score climb.
 
 A blend is a job like training (method "blend" in studio.methods; `python -m studio job NAME` runs it), so it
-queues behind a training job, survives a reload and stops cleanly; its result lands in exports/blends/<name>/.
+queues behind a training job, survives a reload and stops cleanly; its result lands in runs/<name>/result/.
 The number fields' labels and ranges come from studio.guide.BlendConfig's metadata, and so do their checks.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import gradio as gr
 
 from studio.errors import UserError
-from studio.guide import BlendConfig, blend_name, blend_result, run_mix_layers
+from studio.guide import BlendConfig, blend_name, blend_result, blend_result_path, blend_results, run_mix_layers
 from studio.jobs import JobManager, JobRequest
 from studio.options import check_values, options, widget
-from studio.ui.common import user_errors
+from studio.ui.common import refusing, user_errors
 from studio.ui.live import LivePanel
 from studio.ui.session import Sessions
 from studio.workspace import Workspace
@@ -79,12 +78,7 @@ def result_view(ws: Workspace, name: str | None) -> tuple:
 
 
 def results_gallery(ws: Workspace) -> list[tuple[str, str]]:
-    folder = ws.exports / "blends"
-    items = []
-    for path in sorted(folder.glob("*/result.json"), key=lambda p: p.stat().st_mtime, reverse=True) if folder.exists() else []:
-        result = json.loads(path.read_text())
-        items.append((result["image"], f"{result['prompt'][:40]} · {result['final_score']:.3f}"))
-    return items
+    return [(result["image"], f"{result['prompt'][:40]} · {result['final_score']:.3f}") for result in blend_results(ws)]
 
 
 def render(sessions: Sessions, *, dev: bool = False) -> None:
@@ -116,6 +110,7 @@ def render(sessions: Sessions, *, dev: bool = False) -> None:
                 device = gr.Dropdown(["auto", "cpu", "cuda"], value="auto", label="Device")
             name = gr.Textbox(label="Name", placeholder="empty: from the prompt", elem_id="blend-name")
             start_btn = gr.Button("Start blending", variant="primary", elem_id="blend-start")
+            start_note = gr.Markdown(elem_id="blend-start-note")  # why a start was refused, in a sentence
         with gr.Column(scale=3):
             gr.Markdown("### Blends")
             panel = LivePanel(sessions, prefix="blend", blends=True, start_hint="press **Start blending**",
@@ -131,24 +126,28 @@ def render(sessions: Sessions, *, dev: bool = False) -> None:
                                     height=260, elem_id="blend-compare-base", elem_classes=["pixel-art"])
                 tuned_img = gr.Image(label="Fine-tuned", type="filepath", interactive=False, height=260,
                                      elem_id="blend-compare-tuned", elem_classes=["pixel-art"])
-            gallery = gr.Gallery(label="All blends (newest first)", columns=6, height=240, allow_preview=False,
-                                 object_fit="contain", elem_id="blend-gallery", elem_classes=["pixel-art-thumbs"])
+            # fit_columns=False: one result keeps its column instead of spanning the row as a tall square, cropped.
+            gallery = gr.Gallery(label="All blends (newest first)", columns=4, fit_columns=False, height=360,
+                                 allow_preview=False, object_fit="contain", elem_id="blend-gallery",
+                                 elem_classes=["pixel-art-thumbs"])
 
     form = {"a": a, "b": b, "prompt": prompt, "negative": negative, "mix_mode": mix_mode, "mix": mix, "switch": switch,
             "clip": clip, "steps": steps, "cutouts": cutouts, "lr": lr, "seed": seed, "compare": compare,
             "device": device, "name": name}
     result_outputs = [final, frames, mix_table, result_md, base_img, tuned_img]
 
-    @user_errors
+    started = [start_note, panel.picked, *panel.outputs]
+
+    @refusing(len(started), prefix="**Not started:** ")  # a sentence by the button, not Error on every panel box
     def on_start(request: gr.Request, *values):
         ws, jobs = sessions.workspace(request), sessions.jobs(request)
         job = blend_request(ws, jobs, dict(zip(form, values)))
         if not job.config["a"]:
             raise UserError("Pick run A: a trained BSA or cGAN run.")
         jobs.submit(job)
-        return panel.select(jobs, job.run), *panel.refresh(jobs, job.run)
+        return "", panel.select(jobs, job.run), *panel.refresh(jobs, job.run)
 
-    start_btn.click(on_start, list(form.values()), [panel.picked, *panel.outputs])
+    start_btn.click(on_start, list(form.values()), started)
 
     def on_b(a_name, b_name, request: gr.Request):
         if not (a_name and b_name):
@@ -163,8 +162,8 @@ def render(sessions: Sessions, *, dev: bool = False) -> None:
         if not sessions.ready(request):
             return [gr.update() for _ in range(len(result_outputs) + 1)] + [last]
         ws = sessions.workspace(request)
-        path = ws.exports / "blends" / (name or "-") / "result.json"
-        key = (name, path.stat().st_mtime if name and path.exists() else None)
+        path = blend_result_path(ws, name) if name else None
+        key = (name, path.stat().st_mtime if path else None)
         if key == last:
             return [gr.update() for _ in range(len(result_outputs) + 1)] + [last]
         return [*result_view(ws, name), results_gallery(ws), key]

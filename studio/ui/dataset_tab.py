@@ -16,7 +16,7 @@ from studio.data.dataset import (UNLABELED, CropSettings, Dataset, create_demo_d
 from studio.data.decode import CROP_MODES, PATCH_LAYOUTS
 from studio.data.demo import DEMO_CLASSES
 from studio.errors import UserError
-from studio.ui.common import as_text, user_errors
+from studio.ui.common import as_text, refusing, user_errors
 from studio.ui.session import Sessions
 from studio.workspace import Workspace, free_name
 
@@ -164,8 +164,10 @@ def render(sessions: Sessions) -> None:
         export_file = gr.File(label="Download", interactive=False, visible=False, elem_id="dataset-export-file")
 
     view_outputs = [gallery, shown_ids, counts, show]
+    # A refused click is a sentence in the status line (see refusing): an error state would blank the gallery too.
+    imported = [status, report, name, uploads, folder, *view_outputs]
 
-    @user_errors
+    @refusing(len(imported))
     def on_import(ds_name, files, folder_files, label_value, folders_flag, size_v, crop_v, patches_v, layout_v, show_v,
                   request: gr.Request):
         ws = sessions.workspace(request)
@@ -187,9 +189,9 @@ def render(sessions: Sessions) -> None:
                 *dataset_view(ws, ds_name, show_v))
 
     import_btn.click(on_import, [name, uploads, folder, label, from_folders, size, crop, patches, layout, show],
-                     [status, report, name, uploads, folder, *view_outputs])
+                     imported)
 
-    @user_errors
+    @refusing(3 + len(view_outputs))
     def on_demo(ds_name, request: gr.Request):
         ws = sessions.workspace(request)
         new_name = ds_name and not (ws.datasets / ds_name).exists()
@@ -257,7 +259,7 @@ def render(sessions: Sessions) -> None:
     # they are (an error there marks every output of the event as failed: empty boxes, as if the dataset were gone).
     keep_view = [gr.update() for _ in view_outputs]
 
-    @user_errors
+    @refusing(1 + len(view_outputs))
     def on_relabel(ds_name, chosen, label_value, show_v, request: gr.Request):
         ws = sessions.workspace(request)
         ds = _existing(ws, ds_name)
@@ -272,7 +274,7 @@ def render(sessions: Sessions) -> None:
 
     relabel_btn.click(on_relabel, [name, selected, new_label, show], [selected_md, *view_outputs])
 
-    @user_errors
+    @refusing(2 + len(view_outputs), note=1)
     def on_remove(ds_name, chosen, show_v, request: gr.Request):
         ws = sessions.workspace(request)
         ds = _existing(ws, ds_name)
@@ -285,7 +287,7 @@ def render(sessions: Sessions) -> None:
 
     remove_btn.click(on_remove, [name, selected, show], [selected, selected_md, *view_outputs])
 
-    @user_errors
+    @refusing(1 + len(view_outputs))
     def on_undo(ds_name, show_v, request: gr.Request):
         ws = sessions.workspace(request)
         ds = _existing(ws, ds_name)
@@ -299,7 +301,7 @@ def render(sessions: Sessions) -> None:
 
     undo_btn.click(on_undo, [name, show], [selected_md, *view_outputs])
 
-    @user_errors
+    @refusing(1 + len(view_outputs))
     def on_recrop(ds_name, size_v, crop_v, patches_v, layout_v, show_v, request: gr.Request):
         ws = sessions.workspace(request)
         n = Dataset.open(ws, ds_name).recrop(CropSettings(size=int(size_v), crop=crop_v, patches=int(patches_v), patch_layout=layout_v))
@@ -307,7 +309,7 @@ def render(sessions: Sessions) -> None:
 
     recrop_btn.click(on_recrop, [name, size, crop, patches, layout, show], [status, *view_outputs])
 
-    @user_errors
+    @refusing(2, note=1)
     def on_preview(ds_name, policy_v, request: gr.Request):
         ws = sessions.workspace(request)
         from PIL import Image
@@ -319,13 +321,14 @@ def render(sessions: Sessions) -> None:
             raise UserError("The dataset is empty: import images first.")
         step = max(1, len(ds.images) // 4)
         images = [Image.open(ds.image_path(img)).convert("RGB") for img in ds.images[::step][:4]]
-        return augment_preview(images, policy=",".join(policy_v) or "none", per_image=4)
+        return augment_preview(images, policy=",".join(policy_v) or "none", per_image=4), gr.update()
 
-    preview_btn.click(on_preview, [name, policy], [preview])
+    preview_btn.click(on_preview, [name, policy], [preview, status])
 
-    @user_errors
+    @refusing(2, note=1)
     def on_export(ds_name, request: gr.Request):
         ws = sessions.workspace(request)
-        return gr.update(value=str(Dataset.open(ws, ds_name).export_zip(ws.exports / f"{ds_name}.zip")), visible=True)
+        return (gr.update(value=str(Dataset.open(ws, ds_name).export_zip(ws.exports / f"{ds_name}.zip")), visible=True),
+                gr.update())
 
-    export_btn.click(on_export, [name], [export_file])
+    export_btn.click(on_export, [name], [export_file, status])

@@ -8,7 +8,7 @@ from studio import zerogpu
 from studio.errors import UserError
 from studio.evaluate import evaluate_history, evaluate_run, report_lines
 from studio.models.features import feature_status
-from studio.ui.common import GPU_EVENT, on_gpu, user_errors
+from studio.ui.common import GPU_EVENT, on_gpu, refusing
 from studio.ui.live import loss_frame
 from studio.ui.session import Sessions
 
@@ -63,7 +63,7 @@ def render(sessions: Sessions, source: gr.Dropdown, *, dev: bool = False) -> Non
             share_plot = gr.LinePlot(x="step", y="value", color="term", title="Memorised, diversity, fidelity",
                                      height=240, buttons=["fullscreen", "export"], elem_id="evaluate-history-shares")
 
-    @user_errors
+    @refusing(2)  # a refusal is said in the card; nothing turns into an Error box
     def on_evaluate(src, feats, count, seed_v, request: gr.Request):
         report = evaluate_run(sessions.workspace(request), _run_name(src), n=int(count), seed=int(seed_v or 0), features=feats,
                               device=resolve_device("auto"))
@@ -73,10 +73,11 @@ def render(sessions: Sessions, source: gr.Dropdown, *, dev: bool = False) -> Non
 
     button.click(on_gpu(on_evaluate, zerogpu.call_limit_s()), [source, features, n, seed], [card, gallery], **GPU_EVENT)
 
-    @user_errors
+    @refusing(3, note=2)
     def on_history(src, feats, seed_v, request: gr.Request):
         rows = evaluate_history(sessions.workspace(request), _run_name(src), n=60, seed=int(seed_v or 0), features=feats, device=resolve_device("auto"))
         return (loss_frame([{"step": r["step"], "kid_x1000": r["kid_x1000"]} for r in rows]),
-                loss_frame([{k: v for k, v in r.items() if k != "kid_x1000"} for r in rows]))
+                loss_frame([{k: v for k, v in r.items() if k != "kid_x1000"} for r in rows]), gr.update())
 
-    history_btn.click(on_gpu(on_history, zerogpu.call_limit_s()), [source, features, seed], [kid_plot, share_plot], **GPU_EVENT)
+    history_btn.click(on_gpu(on_history, zerogpu.call_limit_s()), [source, features, seed],
+                      [kid_plot, share_plot, card], **GPU_EVENT)

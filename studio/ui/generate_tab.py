@@ -13,7 +13,7 @@ from studio.errors import UserError
 from studio.generate import (BASE, MAX_FRAMES, MAX_PER_CLASS, SamplerCache, SourceInfo, compare_with_base, generate_grid,
                              imagenet_classes, interpolate, list_sources, source_info)
 from studio.ui import evaluate_panel
-from studio.ui.common import GPU_EVENT, as_text, on_gpu, user_errors
+from studio.ui.common import GPU_EVENT, as_text, on_gpu, refusing, user_errors
 from studio.ui.session import Sessions
 
 BETWEEN = {"Two seeds": "seeds", "Two training images (BSA)": "images"}
@@ -69,16 +69,16 @@ class GenerateTab:
             return (as_text(str(exc)), gr.update(choices=[], value=[]), gr.update(), gr.update(choices=[], value=None),
                     gr.update(choices=[], value=None), gr.update(), "", gr.update(interactive=False))
         classes = list(info.classes)
-        compare_note = "" if info.method == "bsa" else "Side by side with the base BigGAN needs a BSA run."
+        compare_note = "" if "compare" in info.can else "Side by side with the base BigGAN needs a BSA run."
         # A fresh update per output: Gradio consumes the dicts it is given.
         return (_describe(info), gr.update(choices=classes, value=classes if info.method != "biggan" else classes[:1]),
                 gr.update(value=info.truncation, maximum=1.0 if info.method == "biggan" else 2.0),
                 gr.update(choices=classes, value=classes[0]),
                 gr.update(choices=classes, value=classes[0]),
                 gr.update(value=imagenet_classes()[info.class_init or 0]), compare_note,
-                gr.update(interactive=info.method == "bsa"))
+                gr.update(interactive="compare" in info.can))
 
-    @user_errors
+    @refusing(5, note=4)  # a refusal is said in the status line; the grid shown stays (no Error boxes)
     def on_generate(self, source, classes, seed, n, truncation, request: gr.Request = None):
         ws = self.sessions.workspace(request)
         loaded = self.cache.get(ws, source)
@@ -96,7 +96,7 @@ class GenerateTab:
                     gr.update(interactive=False))
         return gr.update(label="From seed"), gr.update(label="To seed"), gr.update(interactive=True)
 
-    @user_errors
+    @refusing(3, note=2)
     def on_interpolate(self, source, between, a, b, label, frames, truncation, request: gr.Request = None):
         between = BETWEEN.get(between, between)
         what = "training images" if between == "images" else "seeds"
@@ -108,7 +108,7 @@ class GenerateTab:
         status = f"{len(result.frames)} frames between {what} {a} and {b}, played forward and back."
         return str(result.gif_path), gr.update(value=str(result.gif_path), visible=True), status
 
-    @user_errors
+    @refusing(3, note=2)
     def on_compare(self, source, imagenet, label, seed, n, truncation, request: gr.Request = None):
         seed = _whole(seed, "the seed")
         loaded = self.cache.get(self.sessions.workspace(request), source)

@@ -9,10 +9,18 @@ import gradio as gr
 from studio.errors import UserError
 from studio.jobs import JobManager
 from studio.run import RunFolder
-from studio.ui.common import as_text, user_errors
+from studio.ui.common import as_text, refusing
 from studio.ui.session import Sessions
 
 PLOT_POINTS = 300  # per curve; enough to read a trend, small enough to redraw every second
+HISTORY_SHOWN = 9  # earlier previews shown: three whole rows, spread over the run (a long run keeps hundreds)
+
+
+def spread(items: list, n: int) -> list:
+    """At most `n` of `items`, evenly spaced, the first and the last always among them."""
+    if len(items) <= n:
+        return list(items)
+    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)] if n > 1 else items[-1:]
 
 
 def run_choices(jobs: JobManager, *, blends: bool = False) -> list[tuple[str, str]]:
@@ -84,7 +92,7 @@ def live_view(jobs: JobManager, name: str | None, *, start_hint: str = "press **
         "status": f"**{name}** ({details}): {as_text(view.sentence())}",
         "stop": view.live, "resume": view.can_continue, "delete": not view.live or view.state == "queued",
         "preview": str(samples[-1]) if samples else None,
-        "history": [(str(p), f"step {int(p.stem.split('_')[1])}") for p in reversed(samples)],
+        "history": [(str(p), f"step {int(p.stem.split('_')[1])}") for p in reversed(spread(samples, HISTORY_SHOWN))],
         "plot": loss_frame(run.read_metrics()), "log": jobs.log_tail(name),
         "signature": (name, view.state, len(samples), (run.path / "metrics.jsonl").stat().st_size
                       if (run.path / "metrics.jsonl").exists() else 0),
@@ -110,11 +118,14 @@ class LivePanel:
             confirm_md = gr.Markdown()
             confirm_btn = gr.Button("Yes, delete it", variant="stop", size="sm", elem_id=f"{prefix}-delete-confirm")
             cancel_btn = gr.Button("Keep it", size="sm", elem_id=f"{prefix}-delete-cancel")
+        self.note = gr.Markdown(elem_id=f"{prefix}-note")  # what a button refused, until another run is picked
         status = gr.Markdown(elem_id=f"{prefix}-status")
         preview = gr.Image(label=preview_label, type="filepath", interactive=False, height=420, elem_id=f"{prefix}-preview",
                            elem_classes=["pixel-art"])
-        history = gr.Gallery(label="Earlier previews (newest first)", columns=4, height=240, object_fit="contain",
-                             elem_id=f"{prefix}-history", elem_classes=["pixel-art-thumbs"])
+        # Whole rows, no inner scrolling that cuts one in half: HISTORY_SHOWN previews across the run, 3 a row.
+        history = gr.Gallery(label="Earlier previews (newest first, across the run)", columns=3, fit_columns=False,
+                             height="auto", object_fit="contain", elem_id=f"{prefix}-history",
+                             elem_classes=["pixel-art-thumbs", "whole-rows"])
         plot = gr.LinePlot(x="step", y="value", color="term", title=plot_title, height=260, buttons=["fullscreen", "export"],
                            elem_id=f"{prefix}-plot")
         self.view = gr.Radio(list(PLOT_VIEWS.items()), value="auto", label="Curves", elem_id=f"{prefix}-plot-view",
@@ -132,29 +143,31 @@ class LivePanel:
             return [picker, choices, *self.refresh(jobs, name, last_signature, view=view, plotted=on_page)]
 
         def on_pick(name, view, on_page, request: gr.Request):
-            return self.refresh(sessions.jobs(request), name, view=view, plotted=on_page)
+            return "", *self.refresh(sessions.jobs(request), name, view=view, plotted=on_page)
 
         def on_stop(name, view, on_page, request: gr.Request):
             if not name:
                 raise UserError("Pick one to stop.")
             jobs = sessions.jobs(request)
             jobs.stop(name)
-            return self.refresh(jobs, name, view=view, plotted=on_page)
+            return "", *self.refresh(jobs, name, view=view, plotted=on_page)
 
         def on_delete(name, request: gr.Request):
             jobs = sessions.jobs(request)
             jobs.delete(name)
-            return gr.update(visible=False), self.select(jobs, None), *self.refresh(jobs, None)
+            return "", gr.update(visible=False), self.select(jobs, None), *self.refresh(jobs, None)
 
         gr.Timer(1.0).tick(on_tick, [self.picked, signature, shown, self.view, plotted], [self.picked, shown, *self.outputs],
                            show_progress="hidden", concurrency_limit=None)  # cheap folder reads: never wait for the GPU
-        self.picked.change(user_errors(on_pick), [self.picked, self.view, plotted], self.outputs, show_progress="hidden")
-        self.view.change(user_errors(on_pick), [self.picked, self.view, plotted], self.outputs, show_progress="hidden")
-        self.stop_btn.click(user_errors(on_stop), [self.picked, self.view, plotted], self.outputs)
+        noted, watched = [self.note, *self.outputs], [self.picked, self.view, plotted]
+        self.picked.change(refusing(len(noted))(on_pick), watched, noted, show_progress="hidden")
+        self.view.change(refusing(len(noted))(on_pick), watched, noted, show_progress="hidden")
+        self.stop_btn.click(refusing(len(noted))(on_stop), watched, noted)
         delete_btn.click(lambda name: (gr.update(visible=bool(name)), f"Delete **{name}** with everything it made? "
                                        "This cannot be undone."), [self.picked], [confirm_row, confirm_md])
         cancel_btn.click(lambda: gr.update(visible=False), None, [confirm_row])
-        confirm_btn.click(user_errors(on_delete), [self.picked], [confirm_row, self.picked, *self.outputs])
+        deleted = [self.note, confirm_row, self.picked, *self.outputs]
+        confirm_btn.click(refusing(len(deleted))(on_delete), [self.picked], deleted)
 
     def refresh(self, jobs: JobManager, name: str | None, last_signature=None, *, view: str = "auto",
                 plotted: Any = "unknown") -> list:

@@ -20,10 +20,10 @@ from studio.jobs import JobManager, JobRequest
 from studio.methods import method, training_methods
 from studio.methods.bsa import ADAPT_MODES
 from studio.models.biggan import BIGGAN_NAMES, resolve_biggan
-from studio.models.cgan import RESOLUTIONS
+from studio.models import CGAN_ARCHITECTURES, cgan_architecture
 from studio.options import Option, check, options, widget
 from studio.train import LoopConfig, new_run_configs
-from studio.ui.common import user_errors
+from studio.ui.common import refusing, user_errors
 from studio.ui.live import LivePanel
 from studio.ui.session import Sessions
 from studio.workspace import Workspace, free_name, write_json_atomic
@@ -33,7 +33,7 @@ FORM_STORAGE_KEY = "artgan-studio-train-form"
 CONFIG_FIELDS = {
     "model": ("bsa", "model"), "adapt": ("bsa", "adapt"), "bsa_batch": ("bsa", "batch"), "bsa_lr": ("bsa", "lr"),
     "perceptual": ("bsa", "perceptual"), "class_init": ("bsa", "class_init"),
-    "resolution": ("cgan", "resolution"), "cgan_batch": ("cgan", "batch"), "lr_g": ("cgan", "lr_g"), "lr_d": ("cgan", "lr_d"),
+    "arch": ("cgan", "arch"), "resolution": ("cgan", "resolution"), "cgan_batch": ("cgan", "batch"), "lr_g": ("cgan", "lr_g"), "lr_d": ("cgan", "lr_d"),
     "augment": ("cgan", "augment"), "mode_seeking": ("cgan", "mode_seeking"), "g_ch": ("cgan", "g_ch"), "d_ch": ("cgan", "d_ch"),
     "transfer_from": ("cgan", "transfer_from"),
 }
@@ -42,6 +42,10 @@ FORM_KEYS = ("run", "dataset", "method", "preset", *CONFIG_FIELDS, *LOOP_FIELDS,
 CHOICE_LABELS = {"method": "Method", "preset": "Preset", "device": "Device"}  # the form's fields that are no config's
 AUGMENT_CHOICES = ["color", "translation", "cutout"]
 FIRST_RUN_PRESET = "cpu-32"  # the offline demo: class-conditioned art within minutes on a CPU
+
+
+def _resolutions(arch: str) -> tuple[int, ...]:
+    return cgan_architecture(arch).RESOLUTIONS
 
 
 def method_choices() -> list[tuple[str, str]]:
@@ -199,12 +203,14 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
                     bsa_batch = number("bsa_batch")
                     bsa_lr = number("bsa_lr")
                 with gr.Row():
-                    perceptual = gr.Dropdown(_perceptual_choices(dev), value=start["perceptual"], **labelled("perceptual"))
+                    perceptual = gr.Dropdown(perceptual_choices(dev), value=start["perceptual"],
+                                             **labelled("perceptual"))
                     class_init = number("class_init", None)
             with gr.Group(visible=start["method"] == "cgan") as cgan_group:
                 with gr.Row():
-                    resolution = gr.Dropdown(list(RESOLUTIONS), value=start["resolution"], label=labelled("resolution")["label"],
-                                             info=labelled("resolution")["info"])
+                    arch = gr.Dropdown(list(CGAN_ARCHITECTURES), value=start["arch"], elem_id="train-arch", **labelled("arch"))
+                    resolution = gr.Dropdown(list(_resolutions(start["arch"])), value=start["resolution"],
+                                             elem_id="train-resolution", **labelled("resolution"))
                     cgan_batch = number("cgan_batch")
                 with gr.Row():
                     lr_g = number("lr_g")
@@ -221,8 +227,10 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
                 checkpoint_every = number("checkpoint_every", info=None)
                 device = gr.Dropdown(_device_choices(), value="auto", **labelled("device"))
             start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
+            start_note = gr.Markdown(elem_id="train-start-note")  # why a start was refused, in a sentence
             with gr.Accordion("Presets as JSON", open=False):
                 gr.Markdown("Save these settings to a file, or load a file saved before.")
+                settings_note = gr.Markdown(elem_id="train-settings-note")
                 with gr.Row():
                     save_btn = gr.Button("Save settings", size="sm", elem_id="train-save-preset")
                     load_btn = gr.UploadButton("Load settings", file_types=[".json"], size="sm", elem_id="train-load-preset")
@@ -234,7 +242,7 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
 
     form_components = {"run": run_name, "dataset": dataset, "method": method, "preset": preset, "model": model,
                        "adapt": adapt, "bsa_batch": bsa_batch, "bsa_lr": bsa_lr, "perceptual": perceptual,
-                       "class_init": class_init, "resolution": resolution, "cgan_batch": cgan_batch, "lr_g": lr_g,
+                       "class_init": class_init, "arch": arch, "resolution": resolution, "cgan_batch": cgan_batch, "lr_g": lr_g,
                        "lr_d": lr_d, "augment": augment, "mode_seeking": mode_seeking, "g_ch": g_ch, "d_ch": d_ch,
                        "transfer_from": transfer_from, "iters": iters, "sample_every": sample_every,
                        "checkpoint_every": checkpoint_every, "device": device}
@@ -244,7 +252,11 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
         return dict(zip(FORM_KEYS, values))
 
     def _fill(values: dict[str, Any]) -> list:
-        return [gr.update(value=values[k]) if k in values else gr.update() for k in FORM_KEYS]
+        updates = {k: gr.update(value=values[k]) for k in FORM_KEYS if k in values}
+        if "arch" in values:  # the resolutions on offer follow the architecture
+            updates["resolution"] = gr.update(choices=list(_resolutions(values["arch"])), **(
+                {"value": values["resolution"]} if "resolution" in values else {}))
+        return [updates.get(k, gr.update()) for k in FORM_KEYS]
 
     def on_method(m):
         return (gr.update(visible=m == "bsa"), gr.update(visible=m == "cgan"),
@@ -252,21 +264,30 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
 
     method.input(on_method, [method], [bsa_group, cgan_group, preset])
 
+    def on_arch(a, r):  # each architecture offers its own resolutions
+        offered = _resolutions(a)
+        return gr.update(choices=list(offered), value=r if r in offered else offered[0])
+
+    arch.input(on_arch, [arch, resolution], [resolution])
+
     def on_preset(m, p):
         return _fill(preset_values(m, p)) if p else _fill({})
 
     preset.input(on_preset, [method, preset], inputs)
 
-    @user_errors
+    # A refused start, continue or settings file is a sentence beside its button, never an error state (see refusing).
+    started = [start_note, panel.picked, *panel.outputs]
+
+    @refusing(len(started), prefix="**Not started:** ")
     def on_start(request: gr.Request, *values):
         jobs = sessions.jobs(request)
         job = form_request(_form(*values), [v.run for v in jobs.runs()])
         jobs.submit(job)
-        return panel.select(jobs, job.run), *panel.refresh(jobs, job.run)
+        return "", panel.select(jobs, job.run), *panel.refresh(jobs, job.run)
 
-    start_btn.click(on_start, inputs, [panel.picked, *panel.outputs])
+    start_btn.click(on_start, inputs, started)
 
-    @user_errors
+    @refusing(1 + len(panel.outputs))
     def on_resume(name, steps, device_v, request: gr.Request):
         if not name:
             raise UserError("Pick a run to continue.")
@@ -274,21 +295,23 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
         view = jobs.view(name)
         steps = check(_option("iters"), steps) if steps not in (None, "") else None
         jobs.resume(name, iters=steps if steps and steps > view.step else None, device=device_v)
-        return panel.refresh(jobs, name)
+        return "", *panel.refresh(jobs, name)
 
-    panel.resume_btn.click(on_resume, [panel.picked, iters, device], panel.outputs)
+    panel.resume_btn.click(on_resume, [panel.picked, iters, device], [panel.note, *panel.outputs])
 
+    @refusing(2)
     def on_save(request: gr.Request, *values):
-        return gr.update(value=str(save_settings(sessions.workspace(request), _form(*values))), visible=True)
+        return "", gr.update(value=str(save_settings(sessions.workspace(request), _form(*values))), visible=True)
 
-    save_btn.click(user_errors(on_save), inputs, [preset_file])
+    save_btn.click(on_save, inputs, [settings_note, preset_file])
 
-    @user_errors
+    @refusing(3 + len(inputs))
     def on_load(file, request: gr.Request):
         values = read_settings(Path(file), dev=dev, runs=_cgan_runs(sessions.jobs(request)))
-        return *_fill(values), gr.update(visible=values["method"] == "bsa"), gr.update(visible=values["method"] == "cgan")
+        return ("", *_fill(values), gr.update(visible=values["method"] == "bsa"),
+                gr.update(visible=values["method"] == "cgan"))
 
-    load_btn.upload(on_load, [load_btn], [*inputs, bsa_group, cgan_group])
+    load_btn.upload(on_load, [load_btn], [settings_note, *inputs, bsa_group, cgan_group])
 
     # Form values live in the browser, so a reload (or a restarted app) brings them back.
     gr.on([c.change for c in inputs], lambda *v: _form(*v), inputs, [form_state], show_progress="hidden")
@@ -303,6 +326,7 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
         updates = _fill(values)
         updates[FORM_KEYS.index("dataset")] = gr.update(choices=datasets, value=values["dataset"])
         updates[FORM_KEYS.index("model")] = gr.update(choices=model_choices(dev), value=values["model"])
+        updates[FORM_KEYS.index("perceptual")] = gr.update(choices=perceptual_choices(dev), value=values["perceptual"])
         updates[FORM_KEYS.index("transfer_from")] = gr.update(choices=["", *_cgan_runs(jobs)], value=values.get("transfer_from") or "")
         updates[FORM_KEYS.index("preset")] = gr.update(choices=_preset_choices(values["method"]), value=values.get("preset"))
         return (*updates, gr.update(visible=values["method"] == "bsa"), gr.update(visible=values["method"] == "cgan"),
@@ -324,6 +348,16 @@ def _preset_choices(method_name: str) -> list[tuple[str, str]]:
 
 def _perceptual_choices(dev: bool) -> list[str]:
     return ["vgg16", "none", *(["tiny"] if dev else [])]
+
+
+def perceptual_choices(dev: bool) -> list[tuple[str, str]]:
+    """The perceptual losses, VGG16 with where its weights would come from: found locally, will download N MB, or
+    not available offline (studio.models.reach)."""
+    from studio.models.vgg import resolve_vgg16
+
+    labels = {"vgg16": f"VGG16: {resolve_vgg16().status}", "none": "none (no perceptual loss)",
+              "tiny": "tiny: random VGG (developer)"}
+    return [(labels[v], v) for v in _perceptual_choices(dev)]
 
 
 def _cgan_runs(jobs: JobManager) -> list[str]:
