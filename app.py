@@ -22,6 +22,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from studio import zerogpu  # first: on ZeroGPU its @spaces.GPU functions must exist before CUDA or the app starts
+    from studio import devices
     from studio.data import limits
     from studio.data.dataset import list_datasets  # torch and gradio import slowly: keep --help instant
     from studio.errors import UserError
@@ -50,6 +51,8 @@ def main() -> None:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    # jobs train in processes of their own with most of the cores; this process keeps the rest for Generate & co.
+    devices.use_threads(devices.app_threads(devices.available_cores(), jobs_in_process=env.zero_gpu))
     signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     try:
         demo = build_app(ws, jobs, dev=args.dev, multi_user=multi_user, on_new_workspace=first_visit,

@@ -62,7 +62,10 @@ def launch(argv: list[str], gpus: int) -> int:
 
     if torch.cuda.is_available() and torch.cuda.device_count() < gpus:
         raise UserError(f"--gpus {gpus} asks for {gpus} GPUs, but PyTorch sees {torch.cuda.device_count()} here.")
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // gpus)))  # the processes share the cores
+    from studio.devices import available_cores, thread_env
+
+    for key, value in thread_env(max(1, available_cores() // gpus)).items():  # the processes share the cores
+        os.environ.setdefault(key, value)
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=gpus, run_id=f"studio-{os.getpid()}",
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0)
     try:
@@ -108,14 +111,6 @@ def any_across(flag: bool) -> bool:
     t = torch.tensor([1.0 if flag else 0.0])
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
-
-
-def broadcast_tensors(tensors: list[torch.Tensor]) -> None:
-    """Make every process's copies equal to process 0's (after a resume or an init that drew from a local stream)."""
-    if world().size < 2:
-        return
-    for t in tensors:
-        dist.broadcast(t, src=0)
 
 
 def cleanup() -> None:

@@ -18,8 +18,9 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
+from studio import devices
 from studio.errors import UserError
 from studio.jobspec import JOB_SHAPE, JobRequest, check_before_queueing, write_spec
 from studio.run import CONFIG_SHAPE, STATUS_SHAPE, FileLock, RunFolder, read_json_file
@@ -418,7 +419,7 @@ class JobManager:
         if self._slot.in_process:
             proc: subprocess.Popen | InProcessJob = InProcessJob(self.ws, JobRequest.from_json(job))
         else:
-            env = {**os.environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
+            env = child_env(os.environ)
             argv = [sys.executable, "-m", "studio", "--workspace", str(self.ws.root), "job", name]
             with (run.path / "process.log").open("ab") as out:
                 proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out,
@@ -474,3 +475,9 @@ class JobManager:
         with path.open("rb") as f:
             f.seek(max(0, path.stat().st_size - 16384))
             return "\n".join(f.read().decode(errors="replace").splitlines()[-lines:])
+
+
+def child_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """A job process's environment: this one's, with the job's share of the cores (studio.devices decides it)."""
+    threads = devices.thread_env(devices.job_threads(devices.available_cores(environ)))
+    return {**environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1", **threads}

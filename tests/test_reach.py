@@ -79,6 +79,7 @@ def test_a_bsa_job_with_unreachable_weights_is_refused_at_submit(unreachable_hub
 def test_vgg16_offline_is_said_in_the_picker_and_a_bsa_job_needing_it_is_refused_at_submit(unreachable_hub, workspace):
     from studio.data.dataset import create_demo_dataset
     from studio.jobs import JobManager, JobRequest
+    from studio.jobspec import check_before_queueing
     from studio.models.vgg import resolve_vgg16
     from studio.ui.train_tab import perceptual_choices
 
@@ -91,7 +92,8 @@ def test_vgg16_offline_is_said_in_the_picker_and_a_bsa_job_needing_it_is_refused
     with pytest.raises(UserError, match=r"VGG16 for the perceptual loss is not available offline: .* put vgg16-397923af"):
         jobs.submit(JobRequest("bsa", "r1", dataset="art", config={"model": "tiny", "perceptual": "vgg16"}))
     assert jobs.runs() == []
-    jobs.submit(JobRequest("bsa", "r2", dataset="art", config={"model": "tiny", "perceptual": "none"}))  # nothing to fetch
+    # Nothing to fetch: accepted (checked as a submit checks it, without starting a training process).
+    check_before_queueing(workspace, JobRequest("bsa", "r2", dataset="art", config={"model": "tiny", "perceptual": "none"}))
 
 
 def test_a_blend_of_a_bsa_run_whose_biggan_is_not_here_is_refused_at_submit(unreachable_hub, workspace):

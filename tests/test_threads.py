@@ -1,0 +1,77 @@
+"""Threads per process (studio.devices): a training job and the app's own work share the cores, never oversubscribe."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from studio import cli, devices, jobs as jobs_module
+from studio.data.dataset import create_demo_dataset
+from studio.jobs import JobManager, JobRequest
+
+
+@pytest.mark.parametrize(("cores", "job", "app"), [(1, 1, 1), (2, 1, 1), (4, 3, 1), (16, 15, 1)])
+def test_a_job_gets_most_cores_and_the_app_the_rest(cores, job, app):
+    assert devices.job_threads(cores) == job
+    assert devices.app_threads(cores) == app
+    assert devices.app_threads(cores, jobs_in_process=True) == cores  # ZeroGPU: jobs run on the app's own threads
+
+
+@pytest.mark.parametrize(("text", "cores"), [("max 100000\n", None), ("150000 100000\n", 2), ("100000 100000", 1),
+                                             ("50000 100000", 1), ("", None), ("lots 100000", None),
+                                             ("100000", None), ("-1 100000", None), ("100000 0", None)])
+def test_cgroup_cpu_max_is_whole_cores_rounded_up(text, cores):
+    assert devices.parse_cpu_max(text) == cores
+
+
+def test_available_cores_is_the_fewest_of_affinity_quota_and_omp(tmp_path, monkeypatch):
+    monkeypatch.setattr(devices.os, "sched_getaffinity", lambda pid: set(range(16)))
+    cpu_max = tmp_path / "cpu.max"
+    assert devices.available_cores({}, cpu_max) == 16  # no cgroup file: the affinity mask
+    cpu_max.write_text("max 100000\n")
+    assert devices.available_cores({}, cpu_max) == 16
+    cpu_max.write_text("150000 100000\n")
+    assert devices.available_cores({}, cpu_max) == 2
+    cpu_max.write_text("garbage\n")
+    assert devices.available_cores({}, cpu_max) == 16  # malformed: fall back to the mask
+    assert devices.available_cores({"OMP_NUM_THREADS": "3"}, cpu_max) == 3
+    assert devices.available_cores({"OMP_NUM_THREADS": "0"}, cpu_max) == 16  # not a thread count: ignored
+    assert devices.available_cores({"OMP_NUM_THREADS": "many"}, cpu_max) == 16
+
+
+def test_a_job_process_is_started_with_the_jobs_share(workspace, monkeypatch):
+    create_demo_dataset(workspace, "art", per_class=4, size=64)
+    monkeypatch.setattr(devices, "available_cores", lambda environ=None, cpu_max=None: 4)
+    started = []
+    real_popen = subprocess.Popen
+
+    def popen(argv, **kwargs):  # record what the job would get, run something harmless instead
+        started.append((argv, kwargs["env"]))
+        return real_popen([sys.executable, "-c", "pass"], stdin=subprocess.DEVNULL)
+
+    monkeypatch.setattr(jobs_module.subprocess, "Popen", popen)
+    manager = JobManager(workspace, background=False)
+    try:
+        manager.submit(JobRequest("cgan", "shared", dataset="art", config={"g_ch": 8, "d_ch": 8, "batch": 8},
+                                  device="cpu", loop={"iters": 2}))
+    finally:
+        manager.close()
+    (argv, env), = started
+    assert argv[-2:] == ["job", "shared"]
+    assert env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "3"
+
+
+def test_the_cli_run_as_a_program_uses_the_cores_it_has(workspace, monkeypatch, capsys):
+    before = torch.get_num_threads()
+    monkeypatch.setattr(devices, "available_cores", lambda environ=None, cpu_max=None: before + 1)
+    monkeypatch.setattr(sys, "argv", ["studio", "--workspace", str(workspace), "dataset", "list"])
+    try:
+        assert cli.main() == 0
+        assert torch.get_num_threads() == before + 1
+    finally:
+        torch.set_num_threads(before)
+    assert cli.main(["--workspace", str(workspace), "dataset", "list"]) == 0
+    assert torch.get_num_threads() == before  # a caller in this process keeps its own
