@@ -431,6 +431,7 @@ def test_a_gpu_preset_picks_fastgan_and_offers_its_resolutions(studio_page):
 
     page = studio_page
     page.get_by_role("tab", name="Train").click()
+    page.locator("#train-method input[value=cgan]").check()
     page.locator("#train-preset input").click()
     page.get_by_role("option", name="1024 px FastGAN").click()
     expect(page.locator("#train-arch input")).to_have_value("fastgan")
