@@ -293,8 +293,6 @@ def _run_training(ws: Workspace, run: RunFolder, *, method: str, dataset: str | 
     if not m.trains:
         raise UserError(f"{method} is not a training method: choose one of {', '.join(t.name for t in training_methods())}.")
     run_name = run.name
-    if resume_run and restart:
-        raise UserError("Choose --resume (go on from the last checkpoint) or --restart (start over), not both.")
     if resume_run:
         saved = run.read_config()
         if saved["method"] != method:
