@@ -256,6 +256,7 @@ def _add_sample_command(p: argparse.ArgumentParser) -> None:
 
 
 def _add_evaluate_command(p: argparse.ArgumentParser) -> None:
+    from studio.devices import PRECISIONS
     from studio.models.features import FEATURE_NETS
 
     p.add_argument("--run", required=True)
@@ -269,6 +270,9 @@ def _add_evaluate_command(p: argparse.ArgumentParser) -> None:
     p.add_argument("--over-checkpoints", action="store_true",
                    help="KID, memorisation, diversity and fidelity at every kept checkpoint step (eval_history.json)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="of the feature networks' forward passes (auto: bf16 where it measured faster, see "
+                        "docs/performance.md); compare runs measured at the same precision")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
 
@@ -461,7 +465,8 @@ def cmd_evaluate(args: argparse.Namespace, ws: Workspace) -> int:
 
     device = resolve_device(args.device)
     if args.over_checkpoints:
-        rows = evaluate_history(ws, args.run, n=args.n, seed=args.seed, features=args.features, device=device)
+        rows = evaluate_history(ws, args.run, n=args.n, seed=args.seed, features=args.features, device=device,
+                                precision=args.precision)
         if args.json:
             print(json.dumps({"run": args.run, "rows": rows}, indent=1))
             return 0
@@ -471,7 +476,7 @@ def cmd_evaluate(args: argparse.Namespace, ws: Workspace) -> int:
         print(f"Wrote {ws.run_dir(args.run) / 'eval_history.json'}")
         return 0
     report = evaluate_run(ws, args.run, dataset=args.dataset, n=args.n, seed=args.seed, features=args.features,
-                          step=args.step, device=device)
+                          step=args.step, device=device, precision=args.precision)
     if args.json:
         print(json.dumps(report, indent=1))
         return 0

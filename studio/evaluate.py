@@ -17,9 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from studio.data.dataset import Dataset
+from studio.devices import autocast, resolve_precision
 from studio.errors import UserError
 from studio.methods import load_run_sampler
-from studio.metrics import WORK_SIZE, Classifier, evaluate_sampler, sample_by_class, train_classifier
+from studio.metrics import WORK_SIZE, Classifier, evaluate_sampler, judge_precision, sample_by_class, train_classifier
 from studio.quality import diversity_ratio, frechet_distance, kernel_inception_distance, memorisation
 from studio.run import RunFolder
 from studio.workspace import Workspace, write_json_atomic
@@ -43,10 +44,14 @@ MEANINGS = {
 
 def evaluate_run(ws: Workspace, run_name: str, *, dataset: str | None = None, n: int = 200, seed: int = 0,
                  features: str = "clip", step: int | None = None, device: str | torch.device = "cpu",
-                 feature_net=None, judge=None, save: bool = True) -> dict[str, Any]:
-    """The report card of a run at its latest checkpoint (or the snapshot at `step`)."""
+                 feature_net=None, judge=None, save: bool = True, precision: str = "auto") -> dict[str, Any]:
+    """The report card of a run at its latest checkpoint (or the snapshot at `step`).
+
+    `precision` (auto|fp32|bf16) is that of the feature networks' and the judge's forward passes (see
+    `feature_precision`); features are compared in fp32. Numbers compare between runs measured alike."""
     from studio.models.features import load_features
 
+    resolve_precision(precision, torch.device(device))  # a bad name is refused before any work
     run = RunFolder(ws.run_dir(run_name))
     config = run.read_config()
     if config["method"] == "blend":
@@ -60,18 +65,21 @@ def evaluate_run(ws: Workspace, run_name: str, *, dataset: str | None = None, n:
     resolution = next(iter(samples.values())).shape[-1]
     images, labels, classes = ds.load_tensors(resolution)
     if features == "judge" and feature_net is None and judge is None:  # one judge for the report and the features
-        judge = train_judge(sampler, images, labels, classes, seed=seed, device=device)
+        judge = train_judge(sampler, images, labels, classes, seed=seed, device=device, precision=precision)
     report = evaluate_sampler(sampler, images, labels, classes, n=n, seed=seed, device=device, samples=samples,
-                              classifier=judge)
+                              classifier=judge, precision=precision)
     fakes = torch.cat(list(samples.values()))
     net = feature_net or judge_features(judge, ds.name, device)
-    real_f, fake_f = net(images), net(fakes)
+    net_precision = feature_precision(net, precision)
+    with autocast(net.device, net_precision):
+        real_f, fake_f = net(images), net(fakes)  # FeatureNet returns fp32: KID, FID and distances reduce in fp32
     kid, kid_se = kernel_inception_distance(real_f, fake_f)
     pixels = lambda x: F.interpolate(x.float(), size=(PIXEL_SIZE,) * 2, mode="bilinear", antialias=True,  # noqa: E731
                                      align_corners=False).flatten(1)
     mem = memorisation(real_f, fake_f, pixels(images), pixels(fakes))
     report.update({
         "run": run.name, "step": ckpt.meta.get("step"), "dataset": ds.name, "seed": seed, "features": net.name,
+        "feature_precision": net_precision,
         "kid": {"value": kid, "std_error": kid_se}, "fid": frechet_distance(real_f, fake_f),
         "feature_diversity": diversity_ratio(fake_f, real_f),
         "memorisation": {"fraction": mem["fraction"], "expected": mem["quantile"], "threshold": mem["threshold"],
@@ -85,8 +93,20 @@ def evaluate_run(ws: Workspace, run_name: str, *, dataset: str | None = None, n:
     return report
 
 
+def feature_precision(net, precision: str) -> str:
+    """fp32 or bf16 for a FeatureNet's forward passes: `precision` resolved on its device (auto: bf16 where fast),
+    except where auto measured no gain: CLIP on a CPU, which bf16 autocast makes slower there
+    (studio.guide.clip_precision says why), and the judge (studio.metrics.judge_precision)."""
+    from studio.guide import clip_precision
+
+    if net.name.startswith("judge:"):
+        return judge_precision(precision, net.device)
+    resolved = resolve_precision(precision, net.device)
+    return clip_precision(resolved, net.device) if net.name.startswith("clip:") else resolved
+
+
 def train_judge(sampler, images: torch.Tensor, labels: torch.Tensor, classes: list[str], *, seed: int = 0,
-                device: str | torch.device = "cpu") -> Classifier:
+                device: str | torch.device = "cpu", precision: str = "auto") -> Classifier:
     """The dataset-trained judge on the real images of the classes the sampler makes, in the sampler's order
     (what evaluate_sampler trains when it is given none)."""
     missing = [c for c in sampler.classes if c not in classes]
@@ -97,7 +117,7 @@ def train_judge(sampler, images: torch.Tensor, labels: torch.Tensor, classes: li
     mask = torch.isin(labels, torch.tensor(keep))
     remap = {c: i for i, c in enumerate(keep)}
     return train_classifier(images[mask], torch.tensor([remap[int(lb)] for lb in labels[mask]]), len(keep),
-                            seed=seed, device=device)
+                            seed=seed, device=device, precision=precision)
 
 
 def judge_features(judge: Classifier, dataset: str, device: str | torch.device = "cpu"):
@@ -137,7 +157,7 @@ def prompt_report(ws: Workspace, run_name: str) -> dict[str, Any]:
 
 
 def evaluate_history(ws: Workspace, run_name: str, *, n: int = 60, seed: int = 0, features: str = "clip",
-                     device: str | torch.device = "cpu") -> list[dict[str, Any]]:
+                     device: str | torch.device = "cpu", precision: str = "auto") -> list[dict[str, Any]]:
     """KID, memorisation, diversity and fidelity at every snapshot step: when did training start to copy?"""
     from studio.models.features import load_features
 
@@ -152,9 +172,10 @@ def evaluate_history(ws: Workspace, run_name: str, *, n: int = 60, seed: int = 0
         if judge is None:  # one judge for every step, so the steps are measured alike
             sampler, config, _ = load_run_sampler(run, device, step)
             images, labels, classes = Dataset.open(ws, config["dataset"]).load_tensors(sampler.sample(1, label=None, seed=0).shape[-1])
-            judge = train_judge(sampler, images, labels, classes, seed=seed, device=device)
+            judge = train_judge(sampler, images, labels, classes, seed=seed, device=device, precision=precision)
             net = net or judge_features(judge, config["dataset"], device)
-        r = evaluate_run(ws, run_name, n=n, seed=seed, step=step, device=device, feature_net=net, judge=judge, save=False)
+        r = evaluate_run(ws, run_name, n=n, seed=seed, step=step, device=device, feature_net=net, judge=judge, save=False,
+                         precision=precision)
         rows.append({"step": step, "kid_x1000": 1000 * r["kid"]["value"], "memorised": r["memorisation"]["fraction"],
                      "diversity": r["feature_diversity"]["ratio"], "fidelity": r["fidelity"].get("mean")})
     write_json_atomic(run.path / "eval_history.json", {"features": net.name, "n": n, "seed": seed, "rows": rows})

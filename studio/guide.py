@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from studio.devices import PRECISIONS, autocast, resolve_precision
 from studio.errors import UserError
 from studio.methods import Method
 from studio.methods.bsa import BSAAdapter
@@ -43,6 +44,9 @@ class GuideConfig:
     latent_weight: float = option(1.0, label="Latent weight", min=0)  # penalty on z's energy above a typical sample's
     ema: float = option(0.9, label="EMA", min=0, max=1)  # the result is rendered from an EMA of the parameters
     negative_weight: float = option(0.5, label="Negative weight", min=0)
+    precision: str = option("auto", label="Precision", choices=PRECISIONS,  # bench/blend_step.py --precision fp32 bf16
+                            help="auto: bf16 autocast for the generator and CLIP on GPUs with fast bf16, fp32 on a CPU "
+                                 "(measured no faster there); the optimised values stay fp32")
     seed: int = option(0, label="Seed", min=0)
 
     def __post_init__(self) -> None:
@@ -54,6 +58,8 @@ class GuideConfig:
             raise UserError("Cutout sizes need 0 < cut_min ≤ cut_max ≤ 1.")
         if self.steps < 1:
             raise UserError("Steps must be at least 1.")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"Precision is one of {', '.join(PRECISIONS)}, not {self.precision!r}.")
         self.mix_values()  # checks it
 
     def mix_values(self) -> list[float] | None:
@@ -206,6 +212,27 @@ class BaseBigGANGuidable:
         return self.model.generator(torch.cat([z, class_weights @ self.embeddings], dim=1), self.truncation)
 
 
+def guide_precision(name: str, device: torch.device) -> str:
+    """The generator's precision in a guidance step: `name` resolved as studio.devices does, except that auto is fp32
+    on a CPU. There one image (or a few) steered through BigGAN-deep-256 with a blend's hooks ran no faster in bf16
+    (forward + backward on one AMX core: batch 1 1.8 s either way, batch 4 9.2-9.8 s either way): the convolutions
+    gain, but the batch norms and the adapters' hooks compute in fp32 and the casts around them eat it."""
+    if name == "auto" and device.type == "cpu":
+        return "fp32"
+    return resolve_precision(name, device)
+
+
+def clip_precision(precision: str, device: torch.device) -> str:
+    """The precision CLIP's image tower runs in, given the resolved precision of the rest of a hot loop.
+
+    fp32 on a CPU: under bf16 autocast there, open_clip's residual stream turns bf16 while nn.MultiheadAttention's
+    weights stay fp32, so attention leaves its fused path and the in-projection runs as a bmm that copies its weight
+    once per token position (50 × 768 × 2304 a layer for ViT-B/32). Measured on one AMX core, ViT-B/32 on 32 images:
+    forward 1.6 s fp32 against 1.9-2.5 s bf16, forward + backward 4.2-4.35 s against 3.9-4.9 s (docs/performance.md).
+    """
+    return "fp32" if device.type == "cpu" else precision
+
+
 def make_cutouts(images: torch.Tensor, n: int, size: int, generator: torch.Generator,
                  cut_min: float = 0.5, cut_max: float = 0.95) -> torch.Tensor:
     """n random square crops of images[0] (side cut_min..cut_max of the image), resized to CLIP's size, half flipped."""
@@ -226,8 +253,12 @@ class PromptGuide:
     """Optimise z, a class mix and (for blends) a per-layer mix so that the image matches the prompt."""
 
     def __init__(self, cfg: GuideConfig, target: Guidable, clip, *, device: torch.device, meta: dict | None = None):
-        self.cfg, self.target, self.clip, self.device = cfg, target, clip, device
+        self.cfg, self.target, self.clip, self.device = cfg, target, clip, torch.device(device)
         self.meta = meta or {}
+        # The generator's and CLIP's forward passes (and so their backward) under autocast; z, the mixes, Adam, the
+        # similarity and the previews/result image stay fp32.
+        self.precision = self.meta["precision"] = guide_precision(cfg.precision, self.device)
+        self.clip_precision = self.meta["clip_precision"] = clip_precision(self.precision, self.device)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         positives = parse_prompts(cfg.prompt)
         negatives = parse_prompts(cfg.negative)
@@ -262,16 +293,21 @@ class PromptGuide:
 
     def score(self, images: torch.Tensor) -> torch.Tensor:
         """The prompt's CLIP score of whole images: weighted mean cosine similarity with the positive prompts."""
-        emb = self.clip.embed_images(F.interpolate(images, size=(self.clip.image_size,) * 2, mode="bilinear",
-                                                   align_corners=False))
-        return (emb @ self.texts.t() * self.weights).sum(1) / self.weights.sum()
+        with autocast(self.device, self.clip_precision):
+            emb = self.clip.embed_images(F.interpolate(images.float(), size=(self.clip.image_size,) * 2, mode="bilinear",
+                                                       align_corners=False))
+        return (emb.float() @ self.texts.t() * self.weights).sum(1) / self.weights.sum()
 
     # -- TrainingMethod -------------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        images = self.render()
+        with autocast(self.device, self.precision):
+            images = self.render()
+        images = images.float()
         cuts = make_cutouts(images, cfg.cutouts, self.clip.image_size, self.gen, cfg.cut_min, cfg.cut_max).to(self.device)
-        emb = self.clip.embed_images(cuts)
+        with autocast(self.device, self.clip_precision):
+            emb = self.clip.embed_images(cuts)
+        emb = emb.float()  # the similarity and every loss term reduce in fp32
         similarity = ((emb @ self.texts.t()) * self.weights).sum(1).mean() / self.weights.sum()
         loss = -similarity
         losses = {"similarity": similarity.detach()}

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from studio.data.augment import diff_augment
+from studio.devices import autocast, resolve_precision
 from studio.errors import UserError
 from studio.quality import mean_pairwise_distance
 
@@ -54,11 +55,14 @@ class Classifier(nn.Module):
     BatchNorm, in eval mode outside training, so a feature never depends on the rest of the batch
     (GroupNorm normalised each image's own statistics away and did not fit the demo set). Width 16
     does as well as 32 there (held-out accuracy ~0.87; the limit is 10-20 images a class) at half the cost.
+
+    `precision` (auto|fp32|bf16) is that of its inference passes (embed, predict, set_scale; see `judge_precision`),
+    features returned in fp32. Training stays fp32, so a seed gives the same judge on every machine.
     """
 
-    def __init__(self, n_classes: int, width: int = 16, size: int = WORK_SIZE):
+    def __init__(self, n_classes: int, width: int = 16, size: int = WORK_SIZE, precision: str = "auto"):
         super().__init__()
-        self.size = size
+        self.size, self.precision = size, precision
         chans = [3, width, 2 * width, 4 * width]
         self.widths = chans[1:]
         self.stages = nn.ModuleList(
@@ -88,11 +92,20 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
+    def inference_precision(self) -> str:
+        """fp32 or bf16: what `precision` means on the device the judge sits on."""
+        return judge_precision(self.precision, self.stage_scale.device)
+
     @torch.no_grad()
     def _batched(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, batch: int = 256) -> torch.Tensor:
         self.eval()
         dev = self.stage_scale.device
-        return torch.cat([fn(x[i:i + batch].to(dev).float()) for i in range(0, len(x), batch)])
+        out = []
+        with autocast(dev, self.inference_precision()):
+            for i in range(0, len(x), batch):
+                y = fn(x[i:i + batch].to(dev).float())
+                out.append(y.float() if y.is_floating_point() else y)  # norms and distances downstream in fp32
+        return torch.cat(out)
 
     def set_scale(self, x: torch.Tensor) -> None:
         """Fit each stage's scale (its mean feature norm on x) so every stage weighs the same in `embed`."""
@@ -112,6 +125,16 @@ class Classifier(nn.Module):
         return self._batched(lambda b: self(b).argmax(1), x)
 
 
+def judge_precision(precision: str, device: str | torch.device) -> str:
+    """The judge's inference precision: fp32 under auto, bf16 only when asked for by name.
+
+    On one AMX core bf16 embedded 64 images in 5 ms instead of 7 (bench/eval_features.py): milliseconds an evaluation,
+    whose judge trains for seconds. And it moved k-NN ball memberships: a collapsed sampler's coverage on the demo set
+    went from 0.20 to 0.22, past tests/test_metrics.py's bound. Not worth numbers that differ between machines.
+    """
+    return "fp32" if precision == "auto" else resolve_precision(precision, torch.device(device))
+
+
 def stratified_split(labels: torch.Tensor, holdout: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices (train, held-out): about `holdout` of every class held out, never a class's last image."""
     g = torch.Generator().manual_seed(seed)
@@ -127,18 +150,20 @@ def stratified_split(labels: torch.Tensor, holdout: float, seed: int) -> tuple[t
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, n_classes: int, *, steps: int = 500,
                      batch: int = 16, lr: float = 2e-3, holdout: float = 0.2, seed: int = 0,
-                     device: str | torch.device = "cpu") -> Classifier:
+                     device: str | torch.device = "cpu", precision: str = "auto") -> Classifier:
     """Train the judge on images [N, 3, H, W] in [-1, 1]; same seed, same judge.
 
     The judge is the model trained on the stratified (1 - holdout) split, so `heldout_accuracy`
     is the accuracy of exactly the classifier whose verdicts are reported. With one class there
     is nothing to learn: the network stays at its seeded random init (random conv features still
     separate images usefully for diversity and precision/recall) and `trained` is False.
+    `precision` is the judge's at inference (see Classifier); it trains in fp32.
     """
     device = torch.device(device)
+    resolve_precision(precision, device)  # a bad name is refused before the judge trains
     with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's global RNG
         torch.manual_seed(seed)
-        model = Classifier(n_classes).to(device)
+        model = Classifier(n_classes, precision=precision).to(device)
     if n_classes < 2:
         model.train_images = len(images)
         model.set_scale(images)
@@ -240,13 +265,14 @@ def _r(v: float | None) -> float | None:
 def evaluate_sampler(sampler: Sampler, images: torch.Tensor, labels: torch.Tensor, classes: list[str], *,
                      n: int = 200, seed: int = 0, k: int = 3, device: str | torch.device = "cpu",
                      classifier: Classifier | None = None, classifier_steps: int = 500,
-                     samples: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+                     samples: dict[str, torch.Tensor] | None = None, precision: str = "auto") -> dict[str, Any]:
     """Draw n samples split evenly over the sampler's classes and measure them against the real images.
 
     images [N, 3, H, W] in [-1, 1] with labels indexing `classes` (Dataset.load_tensors' output).
     The judge is trained here on the real images of the sampler's classes, unless one is given
     (trained on the same classes in the sampler's order), e.g. to evaluate several runs alike; and
     `samples` (sample_by_class's output) when the caller measures the same samples in other ways too.
+    `precision` is the judge's at inference when it is trained here (a given judge keeps its own).
     Returns a JSON-able dict.
     """
     wanted = list(sampler.classes)
@@ -269,7 +295,8 @@ def evaluate_sampler(sampler: Sampler, images: torch.Tensor, labels: torch.Tenso
     images = images.float().cpu()
 
     if classifier is None:
-        classifier = train_classifier(images, labels, len(wanted), steps=classifier_steps, seed=seed, device=device)
+        classifier = train_classifier(images, labels, len(wanted), steps=classifier_steps, seed=seed, device=device,
+                                      precision=precision)
     fidelity = class_fidelity(classifier, samples, wanted)
     chance = fidelity.pop("chance")
 
@@ -302,7 +329,8 @@ def evaluate_sampler(sampler: Sampler, images: torch.Tensor, labels: torch.Tenso
     for m in KNN_METRICS:
         knn[m].update(mean=mean(list(knn[m].values())), pooled=_r(pooled[m]))
     judge: dict[str, Any] = {"heldout_accuracy": _r(classifier.heldout_accuracy), "train_images": classifier.train_images,
-                             "heldout_images": classifier.heldout_images, "trained": classifier.trained}
+                             "heldout_images": classifier.heldout_images, "trained": classifier.trained,
+                             "precision": classifier.inference_precision()}
     if len(wanted) == 1:
         judge["note"] = ("One class: fidelity is trivially 1.0, so no judge was trained; features for diversity, "
                          "precision and recall come from a seeded untrained network.")

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from studio.devices import PRECISIONS, autocast, resolve_precision
 from studio.errors import UserError
 from studio.methods import Method, class_indices, slerp
 from studio.options import option
@@ -25,7 +26,6 @@ from studio.run import load_optimizer_tensors, optimizer_tensors
 
 ADAPT_MODES = ("hyper-bn", "scale-shift")
 LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
-PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -43,7 +43,9 @@ class BSAConfig:
     perceptual_weight: float = option(0.001, label="Perceptual weight", min=0)  # per VGG layer
     real_features: str = option("cache", label="Real features", choices=("cache", "recompute"))  # cache: the real images' VGG features, fixed, computed once (fast); recompute: every step
     layout: str = option("contiguous", label="Memory layout", choices=tuple(LAYOUTS))  # or channels_last: faster for sampling (1.15× on CPU), slower for training with VGG
-    precision: str = option("fp32", label="Precision", choices=PRECISIONS)  # or bf16: autocast for the forward passes, fp32 master parameters (for GPUs)
+    precision: str = option("auto", label="Precision", choices=PRECISIONS,  # bench/bsa_step.py --precision fp32 bf16
+                            help="auto: bf16 autocast for the BigGAN and VGG forward passes where the device has fast "
+                                 "bf16 (AMX/AVX-512-BF16 CPUs, recent GPUs), else fp32; parameters and losses stay fp32")
     emd_weight: float = option(0.1, label="EMD weight", min=0)
     class_weight: float = option(0.02, label="Class weight", min=0)
     z_noise: float = option(0.01, label="Latent noise", min=0)  # noise added to the learned latents at every step
@@ -330,6 +332,7 @@ class BSATrainer:
     def __init__(self, cfg: BSAConfig, base: nn.Module, images: torch.Tensor, labels: torch.Tensor, classes: list[str],
                  *, perceptual: nn.Module | None, device: torch.device | str = "cpu", meta: dict | None = None):
         self.cfg, self.device, self.meta = cfg, torch.device(device), meta or {}
+        self.precision = self.meta["precision"] = resolve_precision(cfg.precision, self.device)
         torch.manual_seed(cfg.seed)
         self.adapter = BSAAdapter(base, n_images=len(images), classes=classes, adapt=cfg.adapt,
                                   class_init=cfg.class_init).to(self.device)
@@ -366,7 +369,7 @@ class BSATrainer:
         z = self.adapter.latents[idx]
         noise = cfg.z_noise * torch.randn(z.shape, generator=self.gen).to(self.device)
         real = self.images[idx]
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
+        with autocast(self.device, self.precision):  # fp32 master parameters; the losses below are reduced in fp32
             fake = self.adapter.generate(z + noise, self.labels[idx])
             feats_fake = self.perceptual(fake) if self.perceptual is not None else None
         fake = fake.float()
