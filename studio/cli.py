@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_command(commands.add_parser("evaluate", help="measure a run: KID/FID, memorisation, diversity, class fidelity"))
     _add_blend_command(commands.add_parser("blend", help="guide a run (or blend two BSA runs) with a CLIP text prompt"))
     _add_run_commands(commands.add_parser("run", help="manage runs").add_subparsers(dest="action", required=True))
+    _add_hub_commands(commands.add_parser("hub", help="share a run on the Hugging Face Hub, or load a shared one")
+                      .add_subparsers(dest="action", required=True))
     p = commands.add_parser("job", help="run the job queued in runs/NAME/job.json (what the app's job processes do)")
     p.add_argument("name", help="the run whose job.json to run")
     p.set_defaults(func=cmd_job)
@@ -84,6 +86,23 @@ def _add_dataset_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--min-side", type=int, default=64, help="reject images whose shorter side is below this (px)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("hub", help="import N images per class from an image dataset on the Hugging Face Hub (WikiArt: "
+                                   "art movements) or a local folder in its layout, reading only what is needed")
+    p.add_argument("name")
+    p.add_argument("--repo", help="Hub dataset id, or a local folder with data/*.parquet and README.md, or "
+                                  "<split>/<class>/<image> folders (default huggan/wikiart)")
+    p.add_argument("--column", help="label column to pick classes by (default: style, else label, else the only one)")
+    p.add_argument("--classes", default="", help="comma-separated class names, e.g. Impressionism,Ukiyo_e")
+    p.add_argument("--per-class", type=int, default=100, help="images of each class the dataset ends up with (default 100)")
+    p.add_argument("--split", default="train")
+    p.add_argument("--seed", type=int, default=0, help="orders the row groups that hold equally many wanted images, "
+                                                       "and the rows in them: another seed, other paintings, no more reads")
+    _add_crop_flags(p, defaults=False)
+    p.add_argument("--min-side", type=int, default=64, help="reject images whose shorter side is below this (px)")
+    p.add_argument("--list-classes", action="store_true", help="print the column's class names and counts; import nothing")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_hub)
 
     from studio.data.families import FAMILIES, SPLITS
 
@@ -154,6 +173,49 @@ def cmd_import(args: argparse.Namespace, ws: Workspace) -> int:
         print(report.limit_notice, file=sys.stderr)
     if not report.imported:
         print(f"Nothing was imported into {ds.name!r}: none of the given files is a new, usable image.", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_hub(args: argparse.Namespace, ws: Workspace) -> int:
+    from studio.data import hub
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    if args.list_classes:
+        listing = hub.list_classes(args.repo, args.column, args.split, counts=True,
+                                   state_dir=ws.dataset_dir(args.name) / hub.STATE, on_progress=say)
+        if args.json:
+            print(json.dumps(listing.to_json(), indent=1))
+            return 0
+        print(f"{listing.repo} ({listing.split}), column {listing.column!r}: {len(listing.classes)} classes "
+              f"(label columns: {', '.join(listing.columns)}; licence: {listing.licence})")
+        for name in listing.classes:
+            print(f"  {name:32} {listing.counts.get(name, 0):7,}" if listing.counts else f"  {name}")
+        return 0
+    request = hub.HubRequest(args.repo or hub.WIKIART, args.column, tuple(args.classes.split(",")), args.per_class,
+                             args.split, args.seed)
+    ds, result = hub.import_from_hub(ws, args.name, request, settings=_crop_settings(args), min_side=args.min_side,
+                                     on_progress=None if args.json else say)
+    report = result.report
+    if args.json:
+        print(json.dumps(result.to_json(), indent=1))
+    else:
+        for item in report.rejected:
+            print(f"rejected  {item['file']}: {item['reason']}")
+        for item in report.duplicates:
+            print(f"duplicate {item['file']} ({item['kind']} duplicate of {item['duplicate_of']})")
+        for name, tally in result.classes.items():
+            print(f"{name}: {tally.held} of {tally.asked} ({tally.imported} imported now, {tally.found:,} in the "
+                  f"collection)" + (f": {tally.note}" if tally.note else ""))
+        print(f"{len(report.imported)} imported, {len(report.rejected)} rejected, {len(report.duplicates)} duplicates; "
+              f"dataset {args.name!r} now has {len(ds.images)} images: {_fmt_counts(report.counts)}")
+        print(f"{result.reads()} Licence: {result.licence}.")
+    for line in ([report.limit_notice] if report.limit_notice else []) + result.notes:
+        print(line, file=sys.stderr)
+    if not report.imported and not result.complete:
+        print(f"Nothing was imported into {args.name!r}.", file=sys.stderr)
         return 2
     return 0
 
@@ -502,6 +564,63 @@ def cmd_evaluate(args: argparse.Namespace, ws: Workspace) -> int:
     print("precision: share of samples that fall among real images; recall: share of real images some sample falls "
           f"near (k={report['k']}); density, coverage: the same, robust to outlying real images.")
     print(f"Comparable between runs on the same dataset, seed and features only. Wrote {ws.run_dir(args.run) / 'eval.json'}")
+    return 0
+
+
+def _add_hub_commands(sub: argparse._SubParsersAction) -> None:
+    from studio.hub_share import LICENSES
+
+    p = sub.add_parser("push", help="export a run (weights as safetensors, config, model card, sample grid) and "
+                                    "upload it as a model repo")
+    p.add_argument("--run", required=True)
+    p.add_argument("--repo", required=True, help="user/name on the Hub (created if new)")
+    p.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its own)")
+    p.add_argument("--token-from-env", action="store_true", help="push with HF_TOKEN (default: your saved login)")
+    p.add_argument("--license", choices=LICENSES, default="other", help="the card's licence (default: other, none chosen)")
+    p.add_argument("--device", default="auto", help="where the card's sample grid is drawn")
+    p.set_defaults(func=cmd_hub_push)
+    p = sub.add_parser("pull", help="bring a shared run (a Hub repo, or a folder made by `hub export`) into the workspace")
+    p.add_argument("source", help="user/name on the Hub, or a folder that holds an exported run")
+    p.add_argument("--run", help="its name here (default: the repo's or folder's name)")
+    p.add_argument("--token-from-env", action="store_true", help="read a private repo with HF_TOKEN")
+    p.set_defaults(func=cmd_hub_pull)
+    p = sub.add_parser("export", help="write a run as a Hub-ready folder, without uploading it")
+    p.add_argument("--run", required=True)
+    p.add_argument("--out", type=Path, help="folder to write (default: exports/hub/RUN/)")
+    p.add_argument("--license", choices=LICENSES, default="other")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_hub_export)
+
+
+def cmd_hub_push(args: argparse.Namespace, ws: Workspace) -> int:
+    from studio.hub_share import push_run
+    from studio.train import resolve_device
+
+    def say(fraction: float, text: str) -> None:
+        print(f"[{fraction:4.0%}] {text}", file=sys.stderr, flush=True)
+
+    pushed = push_run(ws, args.run, args.repo, token_from_env=args.token_from_env, private=args.private,
+                      license=args.license, device=resolve_device(args.device), progress=say)
+    print(pushed.sentence(args.run))
+    return 0
+
+
+def cmd_hub_pull(args: argparse.Namespace, ws: Workspace) -> int:
+    from studio.hub_share import hub_token, pull
+
+    token = hub_token(from_env=True, doing="pull") if args.token_from_env else None  # None: huggingface_hub's own
+    pulled = pull(ws, args.source, name=args.run, token=token)
+    print(pulled.sentence())
+    print(f"Try: python -m studio sample --run {pulled.run} --out grid.png --grid --n 8")
+    return 0
+
+
+def cmd_hub_export(args: argparse.Namespace, ws: Workspace) -> int:
+    from studio.hub_share import export_run
+    from studio.train import resolve_device
+
+    out = export_run(ws, args.run, args.out, license=args.license, device=resolve_device(args.device))
+    print(f"Exported run {args.run!r} to {out}/: upload it with python -m studio hub push, or any huggingface_hub tool.")
     return 0
 
 

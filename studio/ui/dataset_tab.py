@@ -6,14 +6,19 @@ the refreshed view, so the page always shows what is on disk.
 
 from __future__ import annotations
 
+import queue
+import threading
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable, Iterator
 
 import gradio as gr
 
-from studio.data import limits
+from studio.data import hub, limits
 from studio.data.dataset import (UNLABELED, CropSettings, Dataset, create_demo_dataset, display_name, import_into,
                                  list_datasets)
 from studio.data.decode import CROP_MODES, PATCH_LAYOUTS
+from studio.data.sources import size_text
 from studio.data.demo import DEMO_CLASSES
 from studio.errors import UserError
 from studio.ui.common import as_text, refusing, user_errors
@@ -132,6 +137,7 @@ def render(sessions: Sessions) -> None:
                 layout = gr.Radio(list(PATCH_LAYOUTS), value=CropSettings().patch_layout, label="Patch layout")
                 recrop_btn = gr.Button("Re-crop every image of this dataset with these settings", size="sm")
             import_btn = gr.Button("Import", variant="primary", elem_id="dataset-import")
+            hub_ui = _hub_panel(sessions.multi_user)
         with gr.Column(scale=2):
             status = gr.Markdown(elem_id="dataset-status")
             counts = gr.Markdown(elem_id="dataset-counts")
@@ -190,6 +196,8 @@ def render(sessions: Sessions) -> None:
 
     import_btn.click(on_import, [name, uploads, folder, label, from_folders, size, crop, patches, layout, show],
                      imported)
+    _wire_hub_panel(hub_ui, sessions, name=name, crop_inputs=[size, crop, patches, layout], show=show, report=report,
+                    view_outputs=view_outputs)
 
     @refusing(3 + len(view_outputs))
     def on_demo(ds_name, request: gr.Request):
@@ -332,3 +340,146 @@ def render(sessions: Sessions) -> None:
                 gr.update())
 
     export_btn.click(on_export, [name], [export_file, status])
+
+
+# -- From the Hub: N images per class of an image dataset on the Hugging Face Hub (studio.data.hub) ------------------
+def _hub_panel(multi_user: bool) -> SimpleNamespace:
+    """The panel's components, built where it shows: under the upload's Import button."""
+    with gr.Accordion("From the Hub: art movements from WikiArt, or classes of any image dataset", open=False,
+                      elem_id="hub-panel") as panel:
+        gr.Markdown("Pick classes and how many of each: only the parts of the collection that hold them are "
+                    "downloaded. They go into the dataset named above, with its size and crop, like an upload.")
+        with gr.Row():
+            repo = gr.Textbox(hub.WIKIART, label="Hugging Face dataset" + ("" if multi_user else " or local folder"),
+                              info="owner/name on the Hub" + ("" if multi_user else ", or a folder in its layout "
+                                                           "(data/*.parquet and README.md)"), elem_id="hub-repo", scale=3)
+            load = gr.Button("Read its classes", elem_id="hub-load", scale=1, size="sm")
+        about = gr.Markdown(elem_id="hub-licence")
+        with gr.Row():
+            column = gr.Dropdown(["style"], value="style", label="Label column", elem_id="hub-column", scale=1)
+            classes = gr.Dropdown([], value=[], multiselect=True, filterable=True, label="Classes (type to search)",
+                                  elem_id="hub-classes", scale=3)
+        with gr.Row():
+            per_class = gr.Number(100, precision=0, minimum=1, maximum=limits.MAX_IMPORT_FILES, label="Images per class",
+                                  elem_id="hub-per-class")
+            seed = gr.Number(0, precision=0, label="Seed", elem_id="hub-seed",
+                             info="Another seed picks other paintings, never more downloads.")
+        with gr.Row():
+            preview = gr.Button("Preview the first picks", elem_id="hub-preview")
+            start = gr.Button("Import from the Hub", variant="primary", elem_id="hub-import")
+        picks = gr.Gallery(label="First picks", columns=8, height=170, allow_preview=False, object_fit="cover",
+                           elem_id="hub-preview-gallery")
+        report = gr.Markdown(elem_id="hub-report")
+    return SimpleNamespace(panel=panel, repo=repo, load=load, about=about, column=column, classes=classes,
+                           per_class=per_class, seed=seed, preview=preview, start=start, picks=picks, report=report)
+
+
+def _streamed(work: Callable[[Callable[[str], None]], Any]) -> Iterator[tuple[str, Any]]:
+    """Run `work(say)` in a thread of its own, yielding ("progress", line) as it says them, then ("done", result);
+    its error is raised here. A long download then never freezes the page: the handler yields each line."""
+    lines: queue.Queue = queue.Queue()
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = work(lines.put)
+        except BaseException as exc:  # handed to the handler, which says it
+            box["error"] = exc
+        finally:
+            lines.put(None)
+
+    threading.Thread(target=run, daemon=True, name="hub-import").start()
+    while (line := lines.get()) is not None:
+        yield "progress", line
+    if "error" in box:
+        raise box["error"]
+    yield "done", box["result"]
+
+
+def _hub_request(repo: str, column: str | None, classes: list[str] | None, per_class, seed) -> hub.HubRequest:
+    if not classes:
+        raise UserError("Choose one or more classes first (press Read its classes to list them).")
+    try:
+        n = int(per_class)
+    except (TypeError, ValueError):
+        raise UserError("Say how many images of each class to import.") from None
+    return hub.HubRequest(repo or hub.WIKIART, column or None, tuple(classes), n, "train", int(seed or 0))
+
+
+def _wire_hub_panel(ui: SimpleNamespace, sessions: Sessions, *, name, crop_inputs: list, show, report,
+                    view_outputs: list) -> None:
+    allow_local = not sessions.multi_user
+
+    @refusing(3, note=0)
+    def on_load(repo, column_v, chosen, request: gr.Request):
+        listing = hub.list_classes(repo, column_v or None, allow_local=allow_local)
+        kept = [c for c in chosen or [] if c in listing.classes]
+        about = (f"**{as_text(listing.repo)}**: {len(listing.classes)} classes in *{as_text(listing.column)}* "
+                 f"(label columns: {as_text(', '.join(listing.columns))}). Licence, as its card states it: "
+                 f"**{as_text(listing.licence)}**.")
+        return (about, gr.update(choices=listing.columns, value=listing.column),
+                gr.update(choices=listing.classes, value=kept))
+
+    loaded = [ui.about, ui.column, ui.classes]
+    ui.load.click(on_load, [ui.repo, gr.State(None), ui.classes], loaded)
+    ui.repo.submit(on_load, [ui.repo, gr.State(None), ui.classes], loaded)
+    ui.column.input(on_load, [ui.repo, ui.column, ui.classes], loaded)
+    ui.panel.expand(on_load, [ui.repo, ui.column, ui.classes], loaded)
+
+    def refused(exc: UserError, n: int, at: int) -> tuple:
+        text = as_text(str(exc))
+        gr.Warning(text)
+        out = [gr.update() for _ in range(n)]
+        out[at] = text
+        return tuple(out)
+
+    def on_preview(ds_name, repo, column_v, chosen, per_class, seed, request: gr.Request):
+        ws = sessions.workspace(request)
+        try:
+            if not ds_name:
+                raise UserError("Type a name for the dataset first: the picks are kept with it for the import.")
+            req = _hub_request(repo, column_v, chosen, per_class, seed)
+            for kind, value in _streamed(lambda say: hub.preview_picks(ws, ds_name, req, allow_local=allow_local,
+                                                                        on_progress=say)):
+                if kind == "progress":
+                    yield gr.update(), as_text(value)
+                else:
+                    thumbs, stats = value
+                    yield (thumbs, f"The first {len(thumbs)} picks, kept for the import (read "
+                                   f"{size_text(stats.bytes)} in {stats.seconds:.1f} s).")
+        except UserError as exc:
+            yield refused(exc, 2, 1)
+
+    # One fetch at a time: a preview and an import of one dataset share its .hub/ folder (the staged rows).
+    one_fetch = {"concurrency_limit": 1, "concurrency_id": "hub-fetch"}
+    ui.preview.click(on_preview, [name, ui.repo, ui.column, ui.classes, ui.per_class, ui.seed], [ui.picks, ui.report],
+                     **one_fetch)
+
+    outputs = [ui.report, report, name, *view_outputs]
+
+    def on_import(ds_name, repo, column_v, chosen, per_class, seed, size_v, crop_v, patches_v, layout_v, show_v,
+                  request: gr.Request):
+        ws = sessions.workspace(request)
+        try:
+            if not ds_name:
+                raise UserError("Type a name for the dataset first.")
+            req = _hub_request(repo, column_v, chosen, per_class, seed)
+            settings = CropSettings(size=int(size_v), crop=crop_v, patches=int(patches_v), patch_layout=layout_v)
+            for kind, value in _streamed(lambda say: hub.import_from_hub(ws, ds_name, req, settings=settings,
+                                                                          allow_local=allow_local, on_progress=say)):
+                if kind == "progress":
+                    yield (as_text(value), *[gr.update() for _ in outputs[1:]])
+                    continue
+                _, result = value
+                rep = result.report
+                msg = (f"Imported **{len(rep.imported)}** from {as_text(result.repo)} ({as_text(result.column)})"
+                       + (f"; {len(rep.rejected)} rejected, {len(rep.duplicates)} duplicates (listed on the right)"
+                          if rep.rejected or rep.duplicates else "") + f". {as_text(result.summary())}")
+                msg += "".join(f" {as_text(note)}" for note in [rep.limit_notice, *result.notes] if note)
+                yield (msg, _report_rows(rep), gr.update(choices=_names(ws), value=ds_name),
+                       *dataset_view(ws, ds_name, show_v))
+        except UserError as exc:
+            yield refused(exc, len(outputs), 0)
+
+    ui.start.click(on_import, [name, ui.repo, ui.column, ui.classes, ui.per_class, ui.seed, *crop_inputs, show],
+                   outputs, **one_fetch)
