@@ -313,8 +313,11 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
 
     load_btn.upload(on_load, [load_btn], [settings_note, *inputs, bsa_group, cgan_group])
 
-    # Form values live in the browser, so a reload (or a restarted app) brings them back.
-    gr.on([c.change for c in inputs], lambda *v: _form(*v), inputs, [form_state], show_progress="hidden")
+    # Form values live in the browser, so a reload (or a restarted app) brings them back. Kept as sent (no
+    # preprocessing): a change of method or architecture swaps the preset and resolution choices, and checking a value
+    # sent a moment before against the new choices turned a click into an Error toast on a busy server.
+    gr.on([c.change for c in inputs], lambda *v: _form(*v), inputs, [form_state], show_progress="hidden",
+          preprocess=False)
 
     @user_errors
     def on_load_page(saved: dict | None, request: gr.Request):
@@ -328,7 +331,9 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
         updates[FORM_KEYS.index("model")] = gr.update(choices=model_choices(dev), value=values["model"])
         updates[FORM_KEYS.index("perceptual")] = gr.update(choices=perceptual_choices(dev), value=values["perceptual"])
         updates[FORM_KEYS.index("transfer_from")] = gr.update(choices=["", *_cgan_runs(jobs)], value=values.get("transfer_from") or "")
-        updates[FORM_KEYS.index("preset")] = gr.update(choices=_preset_choices(values["method"]), value=values.get("preset"))
+        presets = _preset_choices(values["method"])
+        updates[FORM_KEYS.index("preset")] = gr.update(choices=presets, value=values.get("preset")
+                                                       if values.get("preset") in dict(presets).values() else None)
         return (*updates, gr.update(visible=values["method"] == "bsa"), gr.update(visible=values["method"] == "cgan"),
                 panel.select(jobs, panel.current(jobs)))  # reattach to the job training now
 
