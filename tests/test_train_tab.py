@@ -26,8 +26,8 @@ def test_first_run_form_is_the_demo_cgan_and_becomes_a_job_spec(ws):
     assert request.run == "demo-cgan-2"
     spec = check_before_queueing(ws, request)  # what job.json will hold: the whole config, checked
     assert (spec.method, spec.run, spec.dataset) == ("cgan", "demo-cgan-2", "demo")
-    assert spec.config["resolution"] == 32 and spec.config["augment"] == "color,translation,cutout"
-    assert spec.loop["iters"] == 2500 and isinstance(spec.loop["iters"], int)
+    assert spec.config["resolution"] == 32 and spec.config["augment"] == CGANConfig().augment
+    assert spec.loop["iters"] == 3500 and isinstance(spec.loop["iters"], int)
     assert spec.config["transfer_from"] is None and spec.config["freeze_steps"] == 0  # empty fields: the defaults
 
 

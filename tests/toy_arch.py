@@ -3,13 +3,16 @@
 The contract (what studio.methods.cgan calls): Generator(arch) and Discriminator(arch), built from a
 models.cgan.CGANArch; G(z, y, noise_rng=) or G(z, class_embedding=) → images in [-1, 1], G.embed (the label
 embeddings, which class mixing reads), G.coarse_prefixes() (what a coarse transfer keeps); D(x, y) → one score
-per image; RESOLUTIONS and CONDITIONINGS. Here: one linear layer each.
+per image, or with classify=True a models.cgan.Judgement that also holds class logits (the class loss);
+RESOLUTIONS and CONDITIONINGS. Here: one linear layer each.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from studio.models.cgan import Judgement
 
 RESOLUTIONS = (16,)
 CONDITIONINGS = ("projection",)
@@ -38,7 +41,9 @@ class Discriminator(nn.Module):
         self.features = nn.Linear(3 * arch.resolution ** 2, arch.d_ch)
         self.score = nn.Linear(arch.d_ch, 1)
         self.embed = nn.Embedding(arch.n_classes, arch.d_ch)
+        self.classify = nn.Linear(arch.d_ch, arch.n_classes)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, *, classify: bool = False) -> torch.Tensor | Judgement:
         h = nn.functional.leaky_relu(self.features(x.reshape(len(x), -1)), 0.2)
-        return self.score(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)  # projection conditioning
+        scores = self.score(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)  # projection conditioning
+        return Judgement(scores, self.classify(h)) if classify else scores

@@ -28,7 +28,7 @@ from studio.options import option
 from studio.run import load_optimizer_tensors, optimizer_tensors
 
 LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
-ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning")  # CGANArch's, from the config
+ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning", "g_convs")  # CGANArch's, from the config
 RECON_LOSSES = ("auto", "vgg16", "pixels", "tiny")
 ADA_ADJUST_EVERY = 4     # steps between adjustments of the augmentation probability
 ADA_SPEED_STEPS = 500    # steps for the probability to go from 0 to 1 when D keeps overfitting
@@ -56,10 +56,15 @@ class CGANConfig:
     ada_target: float = option(0.0, label="ADA target", min=0, max=1)  # augment with a probability tuned so E[sign D(real)] stays here (0 = always augment)
     recon: str = option("auto", label="Reconstruction loss", choices=RECON_LOSSES)  # fastgan D's: auto (vgg16 when its weights are here, else pixels)
     recon_weight: float = option(1.0, label="Reconstruction weight", min=0)
+    class_loss: float = option(0.5, label="Class loss", min=0, max=100,  # AC-GAN (Odena et al. 2017)
+                               help="D also names each real image's class and G is rewarded when D names the class it "
+                                    "was asked for: classes keep their own colours and shapes (0 = off)")
     mode_seeking: float = option(1.0, label="Mode seeking", min=0, max=100,  # MSGAN (Mao et al. 2019)
                                  help="rewards different images for different latents; guards against collapse")
     z_dim: int = option(128, label="Latent size", min=1, max=4096)
     embed_dim: int = option(128, label="Class embedding size", min=1, max=4096)
+    g_convs: int = option(2, label="Convolutions per block", min=1, max=2,
+                          help="light architecture: 3×3 convolutions per generator octave (FastGAN's blocks are fixed)")
     g_ch: int = option(16, label="Generator width", min=4, max=1024,  # measured to fit the default run in 5 CPU minutes (bench/cgan_step.py)
                        why_max="wider networks do not fit in a GPU's memory")
     d_ch: int = option(16, label="Discriminator width", min=4, max=1024, why_max="wider networks do not fit in a GPU's memory")
@@ -109,6 +114,8 @@ class CGANConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "CGANConfig":
         known = {f.name for f in fields(cls)}
+        if "g_ch" in d and "g_convs" not in d:  # a run saved before the light generator had two convs a block
+            d = {**d, "g_convs": 1}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def shapes(self, n_classes: int) -> CGANArch:
@@ -119,7 +126,7 @@ class CGANConfig:
 # what one FastGAN step held on the CPU (bench/cgan_step.py --arch fastgan, peak resident set), FLOPs counted there.
 _GPU_LOOP = {"sample_every": 1000, "checkpoint_every": 5000}  # a 1024 px checkpoint is ~0.5 GB: not every 500 steps
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu-32": {"resolution": 32, "iters": 2500, "batch": 32},
+    "cpu-32": {"resolution": 32, "iters": 3500, "batch": 32},
     "cpu-64": {"resolution": 64, "iters": 2500, "batch": 16},
     "gpu-64": {"resolution": 64, "iters": 20000, "batch": 64, "g_ch": 32, "d_ch": 32},
     "gpu-128": {"resolution": 128, "iters": 40000, "batch": 32, "g_ch": 32, "d_ch": 32},
@@ -141,7 +148,11 @@ class CGANSampler:
 
     def __init__(self, g: nn.Module, classes: list[str]):
         # fp32 even where training runs in bf16: a seed's image must not depend on the batch it is drawn in, and
-        # bf16 kernels round differently for different batch sizes.
+        # bf16 kernels round differently for different batch sizes. Measured on the trained demo cGAN (32 px, one
+        # AMX core): bf16 draws 64 samples in 10 ms instead of 19, a Generate grid of 3×8 in 7.6 ms instead of 10, and
+        # looks the same (at most 4 uint8 levels off fp32); but the same latent then came out up to 2 levels apart in
+        # a batch of 64 and alone, so a seed walk would no longer end on the image that seed samples. 2-9 ms a request
+        # is not worth that contract.
         self.g, self.classes = g.eval(), list(classes)
         self.resolution, self.z_dim = g.arch.resolution, g.arch.z_dim
 
@@ -240,7 +251,8 @@ class CGANTrainer:
                 if not n.startswith("embed.") and (coarse is None or n.startswith(coarse))
                 and n in g_state and g_state[n].shape == p.shape}
         self.g.load_state_dict(load, strict=False)
-        d_state = {k[2:]: v for k, v in tensors.items() if k.startswith("d/") and not k.startswith("d/embed.")}
+        d_state = {k[2:]: v for k, v in tensors.items()  # D's class-specific layers start afresh too
+                   if k.startswith("d/") and not k.startswith(("d/embed.", "d/classify."))}
         self.d.load_state_dict(d_state, strict=False)
         self.frozen = [own[n] for n in load]
         self.meta["transfer"] = {"parent_run": meta.get("run"), "parent_classes": meta.get("classes"),
@@ -295,16 +307,22 @@ class CGANTrainer:
             with torch.no_grad():
                 fake = self.g(z, y, noise_rng=self.local_gen)
             real_aug = self._augment(real).requires_grad_(cfg.r1 > 0)
-            if self.reconstructs:
-                d_real, recon = self.d(real_aug, y, reconstruct=True, generator=self.local_gen)
+            if self.reconstructs or cfg.class_loss > 0:
+                real_out = self.d(real_aug, y, classify=cfg.class_loss > 0,
+                                  **({"reconstruct": True, "generator": self.local_gen} if self.reconstructs else {}))
+                d_real = real_out.scores
             else:
                 d_real = self.d(real_aug, y)
             d_fake = self.d(self._augment(fake), y)
         d_real, d_fake = d_real.float(), d_fake.float()
         loss_d = nn.functional.relu(1 - d_real).mean() + nn.functional.relu(1 + d_fake).mean()
         losses = {"d_loss": loss_d.detach(), "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
+        if cfg.class_loss > 0:  # on real images only: a classifier also taught on fakes would learn G's mistakes
+            ce_real = nn.functional.cross_entropy(real_out.logits.float(), y)
+            loss_d = loss_d + cfg.class_loss * ce_real
+            losses["class_real"] = ce_real.detach()
         if self.reconstructs:
-            loss_recon = self._recon_loss(recon)
+            loss_recon = self._recon_loss(real_out.recon)
             loss_d = loss_d + cfg.recon_weight * loss_recon
             losses["recon"] = loss_recon.detach()
         if cfg.lecam > 0:
@@ -329,8 +347,13 @@ class CGANTrainer:
         y_g = torch.cat([y[:half], y[:half], y[2 * half:]])
         with autocast(self.device, self.precision):
             fake = self.g(z, y_g, noise_rng=self.local_gen)
-            score = self.d(self._augment(fake), y_g)
+            judged = self.d(self._augment(fake), y_g, classify=cfg.class_loss > 0)
+        score = judged.scores if cfg.class_loss > 0 else judged
         fake, loss_g = fake.float(), -score.float().mean()
+        if cfg.class_loss > 0:
+            ce_fake = nn.functional.cross_entropy(judged.logits.float(), y_g)
+            loss_g = loss_g + cfg.class_loss * ce_fake
+            losses["class_fake"] = ce_fake.detach()
         if cfg.mode_seeking > 0 and half > 0:
             spread = (fake[:half] - fake[half:2 * half]).abs().mean(dim=(1, 2, 3)) / (z[:half] - z[half:2 * half]).abs().mean(dim=1)
             loss_ms = 1 / (spread.mean() + 1e-5)
@@ -375,7 +398,11 @@ class CGANTrainer:
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         for prefix, module in (("g", self.g), ("d", self.d), ("g_ema", self.g_ema)):
-            module.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + "/")})
+            missing, unexpected = module.load_state_dict(
+                {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + "/")}, strict=False)
+            # A run saved before D had its auxiliary classifier resumes with a fresh one; anything else is an error.
+            if unexpected or [k for k in missing if not (prefix == "d" and k.startswith("classify."))]:
+                raise RuntimeError(f"Checkpoint does not fit the {prefix} network: missing {missing}, unexpected {unexpected}")
         load_optimizer_tensors(self.opt_g, tensors, "optim/g")
         load_optimizer_tensors(self.opt_d, tensors, "optim/d")
         self.gen.set_state(tensors["rng/train"])
@@ -435,5 +462,5 @@ def load_sampler(tensors: dict[str, torch.Tensor], meta: dict, *, device: str | 
 METHOD = Method("cgan", title="cGAN: train a class-conditional GAN on your images",
                 help="a class-conditional GAN trained from the small labelled set (cArtGAN), optionally transferred",
                 config=CGANConfig, presets=PRESETS, preset_titles=PRESET_TITLES,
-                loop={"iters": 2500, "sample_every": 250, "checkpoint_every": 500},
+                loop={"iters": 3500, "sample_every": 250, "checkpoint_every": 500},
                 build_trainer=build_trainer, load_sampler=load_sampler, can=frozenset({"class_mix"}))

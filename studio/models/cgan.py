@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -33,6 +34,7 @@ class CGANArch:
     g_ch: int                   # generator width at full resolution; doubles per octave down, capped at 8×
     d_ch: int                   # discriminator width at full resolution
     conditioning: str
+    g_convs: int = 2            # 3×3 convolutions per generator block (runs made before it existed have 1)
 
     @property
     def octaves(self) -> int:
@@ -49,10 +51,21 @@ class PixelNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
 
 
+class Judgement(NamedTuple):
+    """What a discriminator says when asked for more than its scores."""
+
+    scores: torch.Tensor
+    logits: torch.Tensor | None = None   # class logits of the auxiliary classifier (AC-GAN), with classify=True
+    recon: Any = None                    # the self-supervised decoders' output (models/fastgan.py), with reconstruct=True
+
+
 class GBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, embed_dim: int):
+    def __init__(self, cin: int, cout: int, embed_dim: int, convs: int = 2):
         super().__init__()
+        # A second conv per octave costs a fifth more FLOPs at 32 px and is what lets fine patterns (weaves, waves)
+        # and hard shapes form at all (bench/quality.py; docs/quality.md).
         self.conv = nn.Conv2d(cin, cout, 3, padding=1)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1) if convs > 1 else None
         self.norm = PixelNorm()
         self.film = nn.Linear(embed_dim, 2 * cout)
         nn.init.zeros_(self.film.weight)
@@ -60,6 +73,8 @@ class GBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         x = self.norm(self.conv(nn.functional.interpolate(x, scale_factor=2, mode="nearest")))
+        if self.conv2 is not None:
+            x = self.norm(self.conv2(nn.functional.leaky_relu(x, 0.2)))
         gamma, beta = self.film(c)[:, :, None, None].chunk(2, dim=1)
         return nn.functional.leaky_relu(x * (1 + gamma) + beta, 0.2)
 
@@ -72,7 +87,7 @@ class Generator(nn.Module):
         self.embed = nn.Embedding(arch.n_classes, arch.embed_dim)
         self.input = nn.Linear(arch.z_dim + arch.embed_dim, top * 16)
         widths = [arch.width(arch.g_ch, arch.octaves - i) for i in range(arch.octaves + 1)]
-        self.blocks = nn.ModuleList(GBlock(widths[i], widths[i + 1], arch.embed_dim) for i in range(arch.octaves))
+        self.blocks = nn.ModuleList(GBlock(widths[i], widths[i + 1], arch.embed_dim, arch.g_convs) for i in range(arch.octaves))
         self.to_rgb = nn.Conv2d(widths[-1], 3, 3, padding=1)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None, class_embedding: torch.Tensor | None = None,
@@ -108,12 +123,14 @@ class Discriminator(nn.Module):
         # that ignores z (the usual collapse on a few dozen images) is easy to tell apart.
         self.final = nn.Sequential(spectral_norm(nn.Conv2d(cin + 1, cin, 3, padding=1)), nn.LeakyReLU(0.2))
         self.score = spectral_norm(nn.Linear(cin, 1))
+        self.classify = nn.Linear(cin, arch.n_classes)  # AC-GAN's auxiliary classifier, trained when class_loss > 0
         if arch.conditioning == "projection":
             self.embed = spectral_norm(nn.Embedding(arch.n_classes, cin))
         else:
             self.embed = nn.Embedding(arch.n_classes, arch.resolution ** 2)  # the seed's label channel
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, *, classify: bool = False) -> torch.Tensor | Judgement:
+        """Scores [N]; with `classify`, a Judgement that also holds the class logits."""
         if self.arch.conditioning == "concat":
             x = torch.cat([x, self.embed(y).view(len(x), 1, *x.shape[2:])], dim=1)
         h = self.features(x)
@@ -121,7 +138,7 @@ class Discriminator(nn.Module):
         out = self.score(h).squeeze(1)
         if self.arch.conditioning == "projection":
             out = out + (self.embed(y) * h).sum(dim=1)
-        return out
+        return Judgement(out, self.classify(h)) if classify else out
 
 
 def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:

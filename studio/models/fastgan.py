@@ -40,7 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import spectral_norm
 
-from studio.models.cgan import CGANArch, PixelNorm, minibatch_std
+from studio.models.cgan import CGANArch, Judgement, PixelNorm, minibatch_std
 
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
 CONDITIONINGS = ("projection",)
@@ -284,12 +284,14 @@ class Discriminator(nn.Module):
         self.final = nn.Sequential(spectral_norm(nn.Conv2d(top + 1, top, 3, padding=1)), nn.LeakyReLU(0.2))
         self.score = spectral_norm(nn.Linear(top, 1))
         self.embed = spectral_norm(nn.Embedding(arch.n_classes, top))
+        self.classify = nn.Linear(top, arch.n_classes)  # AC-GAN's auxiliary classifier, trained when class_loss > 0
         self.decode_whole = Decoder(arch, top, decoder_size(res))
         self.decode_part = Decoder(arch, d_width(arch, 16), decoder_size(res))
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, *, reconstruct: bool = False,
-                generator: torch.Generator | None = None) -> torch.Tensor | tuple[torch.Tensor, Reconstructions]:
-        """Scores [N]; with `reconstruct`, also the decoders' output for this (real) batch.
+    def forward(self, x: torch.Tensor, y: torch.Tensor, *, classify: bool = False, reconstruct: bool = False,
+                generator: torch.Generator | None = None) -> torch.Tensor | Judgement:
+        """Scores [N]; with `classify` or `reconstruct`, a Judgement that also holds the class logits or the decoders'
+        output for this (real) batch.
 
         The quadrant each sample's part decoder rebuilds is drawn from `generator` (a CPU generator; default:
         torch's global one).
@@ -299,9 +301,10 @@ class Discriminator(nn.Module):
             h16, h = h, block(h)
         feats = self.final(torch.cat([h, minibatch_std(h)], dim=1)).sum(dim=(2, 3))
         scores = self.score(feats).squeeze(1) + (self.embed(y) * feats).sum(dim=1)
-        if not reconstruct:
+        if not (classify or reconstruct):
             return scores
-        return scores, self._reconstruct(x, h16, h, generator)
+        return Judgement(scores, self.classify(feats) if classify else None,
+                         self._reconstruct(x, h16, h, generator) if reconstruct else None)
 
     def _reconstruct(self, x: torch.Tensor, h16: torch.Tensor, h8: torch.Tensor,
                      generator: torch.Generator | None) -> Reconstructions:
