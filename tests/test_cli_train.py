@@ -72,7 +72,7 @@ def test_sample_grid_folder_class_interpolation_and_reconstruction(ws, tmp_path,
 @pytest.mark.parametrize("argv, message", [
     (["--dataset", "nope", "--run", "e1"], "There is no dataset named 'nope'"),
     (["--dataset", "demo16", "--run", "t1"], "Run 't1' already exists"),
-    (["--dataset", "demo16", "--run", "e2", "--adapt", "sideways"], "What adapts (adapt) must be one of hyper-bn, scale-shift, not 'sideways'."),
+    (["--dataset", "demo16", "--run", "e2", "--adapt", "sideways"], "What adapts (adapt) must be one of auto, hyper-bn, scale-shift, not 'sideways'."),
     (["--dataset", "demo16", "--run", "e3", "--device", "cuda"], "--device cuda"),
     (["--run", "t1", "--resume", "--lr", "0.1"], "run 't1' has --lr 0.05, not 0.1 (leave --lr out"),
     (["--run", "../x", "--dataset", "demo16"], "Run name '../x' is not allowed"),

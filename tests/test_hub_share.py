@@ -406,7 +406,7 @@ def test_load_a_shared_run_in_the_browser_and_generate_from_it(ws, tmp_path):
             page.locator("#hub-load-repo textarea, #hub-load-repo input").first.fill(str(folder))
             page.locator("#hub-load").click()
             expect(page.locator("#hub-load-status")).to_contain_text("as run 'shared-paintings'", timeout=60_000)
-            expect(page.locator("#generate-source-info")).to_contain_text("shared-paintings")
+            expect(page.locator("#generate-source-info")).to_contain_text("shared-paintings", timeout=30_000)  # a pull imports and refreshes: slow on a busy machine
             expect(page.locator("#generate-source-info")).to_contain_text("3 classes")
             page.locator("#generate-button").click()
             expect(page.locator("#generate-status")).to_contain_text("shared-paintings", timeout=60_000)

@@ -57,8 +57,9 @@ def test_the_gpu_presets_pick_fastgan_at_high_resolution_and_say_what_they_need(
 def test_model_choices_say_where_weights_come_from(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     choices = dict((v, label) for label, v in train_tab.model_choices(dev=False))
-    assert set(choices) == {"biggan-deep-128", "biggan-deep-256", "biggan-deep-512"}
-    assert all("found" in label or "not available offline" in label for label in choices.values())
+    assert set(choices) == {"studio-base", "biggan-deep-128", "biggan-deep-256", "biggan-deep-512"}
+    assert all("found" in label or "not available offline" in label or label.startswith("studio base, offline")
+               for label in choices.values())
     assert "tiny" in dict((v, label) for label, v in train_tab.model_choices(dev=True))
 
 
@@ -128,9 +129,9 @@ def test_a_damaged_dataset_is_left_out_of_the_train_form_and_shown_on_the_datase
     ("bsa_batch", True, "Batch (bsa_batch) must be a whole number from 1 to 256, not True."),
     ("class_init", 1000, "Start class (class_init) must be a whole number from 0 to 999, not 1000: ImageNet has"),
     ("resolution", 48, "Resolution (resolution) cannot be 48: Resolution 48 is not offered"),
-    ("adapt", "all", "What adapts (adapt) must be one of hyper-bn, scale-shift, not 'all'."),
+    ("adapt", "all", "What adapts (adapt) must be one of auto, hyper-bn, scale-shift, not 'all'."),
     ("augment", ["flip"], "DiffAugment (augment) must be a list of color, translation, cutout, not ['flip']."),
-    ("model", "tiny", "BigGAN-deep (model) must be one of biggan-deep-128, biggan-deep-256, biggan-deep-512, not 'tiny'."),
+    ("model", "tiny", "Base generator (model) must be one of biggan-deep-128, biggan-deep-256, biggan-deep-512, studio-base, run:earlier, not 'tiny'."),
     ("device", "tpu", "Device (device) must be one of auto, cpu"),
     ("transfer_from", "gone", "Transfer from run (transfer_from) must be one of earlier, not 'gone'."),
 ])

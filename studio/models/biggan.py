@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, BinaryIO, Literal, Sequence
 import torch
 
 from studio.errors import UserError
+from studio.models.adaptable import AdaptableLayer
 from studio.models.reach import can_download, why_not
 from studio.workspace import atomic_writer, validate_name
 
@@ -302,3 +303,14 @@ def imagenet_embedding(model: BigGAN, index: int | None) -> torch.Tensor:
     if not 0 <= index < weight.shape[1]:
         raise UserError(f"Class index must be between 0 and {weight.shape[1] - 1}, got {index}.")
     return weight[:, index].clone()
+
+
+def adaptable_layers(model: BigGAN) -> list[AdaptableLayer]:
+    """What BSA adapts (models/adaptable.py): gen_z's output (viewed as [B, 4, 4, 16·ch] next: channels last), then
+    every batch norm of the generator, named as in `model.generator` (the keys BSA checkpoints have always used)."""
+    from pytorch_pretrained_biggan.model import BigGANBatchNorm
+
+    gen = model.generator
+    first = AdaptableLayer("gen_z", gen.gen_z, 16 * model.config.channel_width, "flat_last", first=True)
+    return [first, *(AdaptableLayer(name, m, m.num_features, "channels")
+                     for name, m in gen.named_modules() if isinstance(m, BigGANBatchNorm))]

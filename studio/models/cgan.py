@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from torch.nn.utils import spectral_norm
 
+from studio.models.adaptable import AdaptableLayer
+
 RESOLUTIONS = (32, 64, 128)
 CONDITIONINGS = ("projection", "concat")
 
@@ -105,6 +107,14 @@ class Generator(nn.Module):
     def coarse_prefixes(self) -> tuple[str, ...]:
         """Parameter-name prefixes of the input layer and the first half of the blocks: composition, not texture."""
         return ("input.", *(f"blocks.{i}." for i in range((len(self.blocks) + 1) // 2)))
+
+    def adaptable_layers(self) -> list[AdaptableLayer]:
+        """What BSA adapts (models/adaptable.py): the input projection (viewed channel-major as [B, C, 4, 4]), then
+        each block's FiLM, whose (γ, β) a scale and shift turn into those of the block's modulated features."""
+        top = self.arch.width(self.arch.g_ch, self.arch.octaves)
+        return [AdaptableLayer("input", self.input, top, "flat_first", first=True),
+                *(AdaptableLayer(f"blocks.{i}.film", b.film, b.film.out_features // 2, "film")
+                  for i, b in enumerate(self.blocks))]
 
 
 class Discriminator(nn.Module):

@@ -40,6 +40,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils import spectral_norm
 
+from studio.models.adaptable import AdaptableLayer
 from studio.models.cgan import CGANArch, Judgement, PixelNorm, minibatch_std
 
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
@@ -210,6 +211,13 @@ class Generator(nn.Module):
         top = self.sizes[half - 1]
         return ("init.", *(f"blocks.{i}." for i in range(half)),
                 *(f"sle.{high}." for high in self.sle_source if high <= top))
+
+    def adaptable_layers(self) -> list[AdaptableLayer]:
+        """What BSA adapts (models/adaptable.py): the first transposed conv's output, then every class-FiLM norm's."""
+        norms = [("init.norm", self.init.norm)] + [(f"blocks.{i}.norms.{j}", n) for i, b in enumerate(self.blocks)
+                                                    for j, n in enumerate(b.norms)]
+        return [AdaptableLayer("init.conv", self.init.conv, self.init.conv.out_channels, "channels", first=True),
+                *(AdaptableLayer(name, n, n.film.out_features // 2, "channels") for name, n in norms)]
 
 
 # ------------------------------------------------------------------------------------------ discriminator

@@ -18,7 +18,7 @@ from studio.data.dataset import list_datasets
 from studio.errors import UserError
 from studio.jobs import JobManager, JobRequest
 from studio.methods import method, training_methods
-from studio.methods.bsa import ADAPT_MODES
+from studio.methods.bsa import ADAPT_MODES, RUN_BASE, STUDIO_BASES, check_base
 from studio.models.biggan import BIGGAN_NAMES, resolve_biggan
 from studio.models import CGAN_ARCHITECTURES, cgan_architecture
 from studio.options import Option, check, options, widget
@@ -42,6 +42,7 @@ FORM_KEYS = ("run", "dataset", "method", "preset", *CONFIG_FIELDS, *LOOP_FIELDS,
 CHOICE_LABELS = {"method": "Method", "preset": "Preset", "device": "Device"}  # the form's fields that are no config's
 AUGMENT_CHOICES = ["color", "translation", "cutout"]
 FIRST_RUN_PRESET = "cpu-32"  # the offline demo: class-conditioned art within minutes on a CPU
+BSA_FIRST_BASE = "biggan-deep-256"  # the BSA base a first visit shows when it is on this machine (else the studio base)
 
 
 def _resolutions(arch: str) -> tuple[int, ...]:
@@ -85,7 +86,11 @@ def default_form(ws: Workspace) -> dict[str, Any]:
     """The form a first visit shows: the demo cGAN on the demo dataset, if `ws` has one."""
     datasets = dataset_choices(ws)
     dataset = "demo" if "demo" in datasets else (datasets[0] if datasets else None)
-    return {**preset_values("bsa", "symbolic-seed"), **preset_values("cgan", FIRST_RUN_PRESET),
+    model = _default_base(BSA_FIRST_BASE)
+    # The seed's preset on a BigGAN; on the studio base its own defaults (studio.methods.bsa.BASE_DEFAULTS: an empty
+    # learning rate is the base's), 1000 steps in about a minute on a CPU.
+    bsa = preset_values("bsa", "symbolic-seed") if model == BSA_FIRST_BASE else {**preset_values("bsa", None), "bsa_lr": None}
+    return {**bsa, "model": model, **preset_values("cgan", FIRST_RUN_PRESET),
             "run": "", "dataset": dataset, "device": "auto"}
 
 
@@ -138,13 +143,15 @@ def check_settings(values: dict[str, Any], *, dev: bool = False, runs: list[str]
     """
     choices: dict[str, list] = {
         "method": [m.name for m in training_methods()], "preset": [None, *method(values.get("method", "cgan")).presets],
-        "model": [*BIGGAN_NAMES, *(["tiny"] if dev else [])], "perceptual": _perceptual_choices(dev),
+        "model": [*BIGGAN_NAMES, *STUDIO_BASES, *(["tiny"] if dev else []), *(f"{RUN_BASE}{r}" for r in runs or ())],
+        "perceptual": _perceptual_choices(dev),
         "device": _device_choices(), **({"transfer_from": ["", None, *runs]} if runs is not None else {})}
     out = dict(values)
     for key, value in values.items():
         cls, field = _config_of(key) if key not in CHOICE_LABELS else (None, key)
         title = _option(key).title if cls else f"{CHOICE_LABELS[key]} ({key})"
-        if key in choices and value not in choices[key]:
+        any_run = key == "model" and runs is None and isinstance(value, str) and value.startswith(RUN_BASE)
+        if key in choices and value not in choices[key] and not any_run:
             shown = ", ".join(str(c) for c in choices[key] if c not in (None, ""))
             raise UserError(f"{title} must be {'one of ' + shown if shown else 'empty'}, not {value!r}.")
         if key == "augment":
@@ -161,10 +168,30 @@ def check_settings(values: dict[str, Any], *, dev: bool = False, runs: list[str]
     return out
 
 
-def model_choices(dev: bool) -> list[tuple[str, str]]:
-    """BigGAN-deep sizes with where each would come from: found locally, will download N MB, or not available offline."""
+def model_choices(dev: bool, runs: list[str] = ()) -> list[tuple[str, str]]:
+    """The bases BSA can adapt: the shipped studio base, the finished cGAN runs `runs` ("run: NAME"), and the BigGAN-deep
+    sizes with where each would come from (found locally, will download N MB, or not available offline)."""
+    studio = []
+    for name in STUDIO_BASES:
+        try:
+            check_base({"model": name})
+            studio.append(("studio base, offline (32 px, the studio's own generator)", name))
+        except UserError:
+            studio.append(("studio base: not found in checkpoints/", name))
     choices = [(f"{name}: {resolve_biggan(name).status}", name) for name in BIGGAN_NAMES]
-    return choices + ([("tiny: random 32 px model (developer)", "tiny")] if dev else [])
+    return (studio + [(f"run: {r}", f"{RUN_BASE}{r}") for r in runs] + choices
+            + ([("tiny: random 32 px model (developer)", "tiny")] if dev else []))
+
+
+def _default_base(model: str) -> str:
+    """The first-run BSA base: a BigGAN that is on this machine, else the shipped studio base (no download at all)."""
+    if resolve_biggan(model).kind in ("local", "cache"):
+        return model
+    try:
+        check_base({"model": STUDIO_BASES[0]})
+        return STUDIO_BASES[0]
+    except UserError:
+        return model
 
 
 def browser_state() -> gr.BrowserState:
@@ -195,7 +222,7 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
             preset = gr.Dropdown(_preset_choices(start["method"]), value=start["preset"], **labelled("preset"),
                                  info="Fills the settings below with a tested recipe.", elem_id="train-preset")
             with gr.Group(visible=start["method"] == "bsa") as bsa_group:
-                model = gr.Dropdown(model_choices(dev), value=start["model"], **{
+                model = gr.Dropdown(model_choices(dev, _finished_cgan_runs(built)), value=start["model"], **{
                     **labelled("model"), "info": "Pretrained generator to adapt; the label says where its weights come from."},
                                     elem_id="train-model")
                 adapt = gr.Radio(list(ADAPT_MODES), value=start["adapt"], **labelled("adapt"))
@@ -307,7 +334,8 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
 
     @refusing(3 + len(inputs))
     def on_load(file, request: gr.Request):
-        values = read_settings(Path(file), dev=dev, runs=_cgan_runs(sessions.jobs(request)))
+        jobs = sessions.jobs(request)
+        values = read_settings(Path(file), dev=dev, runs=sorted({*_cgan_runs(jobs), *_finished_cgan_runs(jobs)}))
         return ("", *_fill(values), gr.update(visible=values["method"] == "bsa"),
                 gr.update(visible=values["method"] == "cgan"))
 
@@ -328,7 +356,8 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
             values["dataset"] = default_form(ws)["dataset"]
         updates = _fill(values)
         updates[FORM_KEYS.index("dataset")] = gr.update(choices=datasets, value=values["dataset"])
-        updates[FORM_KEYS.index("model")] = gr.update(choices=model_choices(dev), value=values["model"])
+        updates[FORM_KEYS.index("model")] = gr.update(choices=model_choices(dev, _finished_cgan_runs(jobs)),
+                                                      value=values["model"])
         updates[FORM_KEYS.index("perceptual")] = gr.update(choices=perceptual_choices(dev), value=values["perceptual"])
         updates[FORM_KEYS.index("transfer_from")] = gr.update(choices=["", *_cgan_runs(jobs)], value=values.get("transfer_from") or "")
         presets = _preset_choices(values["method"])
@@ -352,7 +381,7 @@ def _preset_choices(method_name: str) -> list[tuple[str, str]]:
 
 
 def _perceptual_choices(dev: bool) -> list[str]:
-    return ["vgg16", "none", *(["tiny"] if dev else [])]
+    return ["auto", "vgg16", "none", *(["tiny"] if dev else [])]
 
 
 def perceptual_choices(dev: bool) -> list[tuple[str, str]]:
@@ -360,13 +389,19 @@ def perceptual_choices(dev: bool) -> list[tuple[str, str]]:
     not available offline (studio.models.reach)."""
     from studio.models.vgg import resolve_vgg16
 
-    labels = {"vgg16": f"VGG16: {resolve_vgg16().status}", "none": "none (no perceptual loss)",
+    labels = {"auto": "auto: VGG16 for a BigGAN; for a studio base when it is here", "vgg16": f"VGG16: {resolve_vgg16().status}",
+              "none": "none (no perceptual loss)",
               "tiny": "tiny: random VGG (developer)"}
     return [(labels[v], v) for v in _perceptual_choices(dev)]
 
 
 def _cgan_runs(jobs: JobManager) -> list[str]:
     return [v.run for v in jobs.runs() if v.method == "cgan" and v.has_checkpoint]
+
+
+def _finished_cgan_runs(jobs: JobManager) -> list[str]:
+    """The cGAN runs BSA offers to adapt: finished ones (a run still training would be adapted at a step it has left)."""
+    return [v.run for v in jobs.runs() if v.method == "cgan" and v.has_checkpoint and v.state == "finished"]
 
 
 def _device_choices() -> list[str]:
