@@ -83,7 +83,7 @@ class SourceInfo:
         return method(self.method).can if self.method in METHODS else frozenset()
 
 
-def _checkpoint_meta(run: RunFolder) -> dict:
+def checkpoint_meta(run: RunFolder) -> dict:
     """The newest checkpoint's metadata from its JSON sidecar (the tensors stay on disk)."""
     for name in ("latest", "previous"):
         path = run.checkpoints_dir / f"{name}.json"
@@ -120,7 +120,7 @@ def source_info(ws: Workspace, source: str | None) -> SourceInfo:
     run = RunFolder(ws.run_dir(name))
     if not run.exists():
         raise UserError(f"There is no run named {name!r}.")
-    return _run_info(name, _checkpoint_meta(run))
+    return _run_info(name, checkpoint_meta(run))
 
 
 def base_models(*, dev: bool = False) -> list[str]:
@@ -137,7 +137,7 @@ def list_sources(ws: Workspace, *, dev: bool = False) -> list[tuple[str, str]]:
     for path in ws.runs.iterdir() if ws.runs.exists() else ():
         run = RunFolder(path)
         try:
-            info = _run_info(run.name, _checkpoint_meta(run)) if run.exists() else None
+            info = _run_info(run.name, checkpoint_meta(run)) if run.exists() else None
         except (UserError, KeyError):
             continue
         if info is not None and info.method in ("bsa", "cgan"):  # not blends: they make images, not models

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from studio.errors import UserError
+from studio.generate import checkpoint_meta as run_checkpoint_meta
 from studio.run import RunFolder
 from studio.workspace import Workspace, free_name, validate_name, write_bytes_atomic, write_json_atomic
 
@@ -67,7 +68,7 @@ def share_facts(ws: Workspace, name: str, meta: dict | None = None) -> dict[str,
     method = config["method"]
     if method not in SAMPLER_PREFIX:
         raise UserError(f"Run {name!r} is a {method}: only trained models (cGAN and BSA runs) can be shared.")
-    meta = meta if meta is not None else _checkpoint_meta(run)
+    meta = meta if meta is not None else run_checkpoint_meta(run)
     cfg = dict(meta.get("config") or config["config"])
     facts: dict[str, Any] = {
         "format": FORMAT, "library": "artgan-studio", "method": method, "weights": WEIGHTS,
@@ -89,17 +90,6 @@ def share_facts(ws: Workspace, name: str, meta: dict | None = None) -> dict[str,
     facts["samples"] = {"file": SAMPLES, "seed": GRID_SEED, "per_class": GRID_COLUMNS,
                         "classes": facts["classes"][:GRID_ROWS], "truncation": _default_truncation(method)}
     return facts
-
-
-def _checkpoint_meta(run: RunFolder) -> dict:
-    for name in ("latest", "previous"):
-        path = run.checkpoints_dir / f"{name}.json"
-        if path.exists() and (run.checkpoints_dir / f"{name}.safetensors").exists():
-            try:
-                return json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-    raise UserError(f"Run {run.name!r} has no checkpoint yet: let it train until one is saved, or stop it to save one.")
 
 
 def _public_base(model: str) -> str:
