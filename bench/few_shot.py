@@ -37,6 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from quality import RealSampler, parse_overrides  # noqa: E402  (bench/ is the script's folder)
+
 METHODS = ("bsa", "finetune", "scratch")
 TARGETS = "demo"  # the family whose three classes are the unseen styles
 
@@ -65,7 +67,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="few-shot-") as tmp:
         ws, judge = prepare(Path(tmp), args)
-        rows.append(measure(ws, judge, "real", "—", RealSampler(ws), args, steps=0, seconds=0.0, tag=tag))
+        rows.append(measure(ws, judge, "real", "—", RealSampler(ws, 32), args, steps=0, seconds=0.0, tag=tag))
         print(format_row(rows[-1]), flush=True)
         for budget in args.budgets:
             for method in args.methods:
@@ -130,38 +132,6 @@ def train(ws, method: str, budget: str, args):
     seconds = time.monotonic() - started
     sampler, _, ckpt = load_run_sampler(RunFolder(ws.run_dir(name)), torch.device("cpu"))
     return sampler, int(ckpt.meta["step"]), seconds
-
-
-def parse_overrides(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, _, value = pair.partition("=")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
-class RealSampler:
-    """The training images as if a model made them: the ceiling of every measure (bench/quality.py's)."""
-
-    def __init__(self, ws):
-        from studio.data.dataset import Dataset
-
-        self.images, self.labels, self.classes = Dataset.open(ws, "train").load_tensors(32)
-
-    def sample(self, n: int, *, label: str, seed: int = 0, **_):
-        import torch
-
-        pool = self.images[self.labels == self.classes.index(label)]
-        order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))
-        return pool[order.repeat(n // len(pool) + 1)[:n]]
-
-    def grid(self, per_class: int, seed: int = 0, **_):
-        import torch
-
-        return torch.cat([self.sample(per_class, label=c, seed=seed) for c in self.classes])
 
 
 def measure(ws, judge, method: str, budget: str, sampler, args, *, steps: int, seconds: float, tag: str) -> dict:

@@ -163,18 +163,26 @@ def cmd_import(args: argparse.Namespace, ws: Workspace) -> int:
     if args.json:
         print(json.dumps(report.to_json(), indent=1))
     else:
-        for item in report.rejected:
-            print(f"rejected  {item['file']}: {item['reason']}")
-        for item in report.duplicates:
-            print(f"duplicate {item['file']} ({item['kind']} duplicate of {item['duplicate_of']})")
-        print(f"{len(report.imported)} imported, {len(report.rejected)} rejected, {len(report.duplicates)} duplicates; "
-              f"dataset {ds.name!r} now has {len(ds.images)} images: {_fmt_counts(report.counts)}")
+        _print_rejections(report)
+        print(_import_summary(report, ds))
     if report.limit_notice:
         print(report.limit_notice, file=sys.stderr)
     if not report.imported:
         print(f"Nothing was imported into {ds.name!r}: none of the given files is a new, usable image.", file=sys.stderr)
         return 2
     return 0
+
+
+def _print_rejections(report) -> None:
+    for item in report.rejected:
+        print(f"rejected  {item['file']}: {item['reason']}")
+    for item in report.duplicates:
+        print(f"duplicate {item['file']} ({item['kind']} duplicate of {item['duplicate_of']})")
+
+
+def _import_summary(report, ds) -> str:
+    return (f"{len(report.imported)} imported, {len(report.rejected)} rejected, {len(report.duplicates)} duplicates; "
+            f"dataset {ds.name!r} now has {len(ds.images)} images: {_fmt_counts(report.counts)}")
 
 
 def cmd_hub(args: argparse.Namespace, ws: Workspace) -> int:
@@ -202,15 +210,11 @@ def cmd_hub(args: argparse.Namespace, ws: Workspace) -> int:
     if args.json:
         print(json.dumps(result.to_json(), indent=1))
     else:
-        for item in report.rejected:
-            print(f"rejected  {item['file']}: {item['reason']}")
-        for item in report.duplicates:
-            print(f"duplicate {item['file']} ({item['kind']} duplicate of {item['duplicate_of']})")
+        _print_rejections(report)
         for name, tally in result.classes.items():
             print(f"{name}: {tally.held} of {tally.asked} ({tally.imported} imported now, {tally.found:,} in the "
                   f"collection)" + (f": {tally.note}" if tally.note else ""))
-        print(f"{len(report.imported)} imported, {len(report.rejected)} rejected, {len(report.duplicates)} duplicates; "
-              f"dataset {args.name!r} now has {len(ds.images)} images: {_fmt_counts(report.counts)}")
+        print(_import_summary(report, ds))
         print(f"{result.reads()} Licence: {result.licence}.")
     for line in ([report.limit_notice] if report.limit_notice else []) + result.notes:
         print(line, file=sys.stderr)
