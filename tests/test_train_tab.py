@@ -83,6 +83,23 @@ def test_the_whole_app_builds(ws):
     build_app(ws, JobManager(ws, background=False), dev=True)
 
 
+def test_a_field_changed_while_the_page_loads_keeps_the_visitors_value(ws):
+    """On a busy server a visitor may pick BSA before the page's load has filled the form: the load must not undo it."""
+    import gradio as gr
+
+    from studio.ui.app import build_app
+
+    demo = build_app(ws, JobManager(ws, background=False))
+    fns = {f.name: f.fn for f in demo.fns.values()}
+    shown = train_tab.default_form(ws)
+    saved = {**shown, "iters": 1234}  # what the browser kept from an earlier visit
+    picked = {**shown, "method": "bsa", "preset": None}
+    updates = fns["on_load_page"](gr.Request(session_hash="p"), saved, *(picked[k] for k in train_tab.FORM_KEYS))
+    values = {k: u.get("value") for k, u in zip(train_tab.FORM_KEYS, updates)}
+    assert values["method"] == "bsa" and values["preset"] is None and values["iters"] == 1234
+    assert updates[len(train_tab.FORM_KEYS)]["visible"] is True  # the BSA settings shown
+
+
 def test_settings_save_and_load_round_trip(ws, tmp_path):
     form = {**train_tab.default_form(ws), "run": "mine", "iters": 777, "augment": ["color"]}
     path = train_tab.save_settings(ws, form)

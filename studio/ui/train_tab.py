@@ -275,6 +275,7 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
                        "checkpoint_every": checkpoint_every, "device": device}
     assert tuple(form_components) == FORM_KEYS
     inputs = list(form_components.values())
+    as_built = {k: c.value for k, c in form_components.items()}
     def _form(*values) -> dict[str, Any]:
         return dict(zip(FORM_KEYS, values))
 
@@ -348,10 +349,12 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
           preprocess=False)
 
     @user_errors
-    def on_load_page(saved: dict | None, request: gr.Request):
+    def on_load_page(request: gr.Request, saved: dict | None, *shown):
         ws, jobs = sessions.workspace(request), sessions.jobs(request)
         datasets = dataset_choices(ws)
-        values = {**default_form(ws), **{k: v for k, v in (saved or {}).items() if k in FORM_KEYS}}
+        # A field the visitor changed while the page was still loading (a busy server) keeps their value.
+        touched = {k: v for k, v in _form(*shown).items() if v != as_built[k]}
+        values = {**default_form(ws), **{k: v for k, v in (saved or {}).items() if k in FORM_KEYS}, **touched}
         if values.get("dataset") not in datasets:
             values["dataset"] = default_form(ws)["dataset"]
         updates = _fill(values)
@@ -366,7 +369,8 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
         return (*updates, gr.update(visible=values["method"] == "bsa"), gr.update(visible=values["method"] == "cgan"),
                 panel.select(jobs, panel.current(jobs)))  # reattach to the job training now
 
-    sessions.on_load(on_load_page, [form_state], [*inputs, bsa_group, cgan_group, panel.picked])
+    sessions.on_load(on_load_page, [form_state, *inputs], [*inputs, bsa_group, cgan_group, panel.picked],
+                     preprocess=False)  # as the saver above: values as shown, not checked against changed choices
 
     @user_errors
     def on_dataset_focus(request: gr.Request):
