@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -34,7 +35,9 @@ def main() -> None:
     multi_user = args.multi_user if args.multi_user is not None else _setting("STUDIO_MULTI_USER", env.on_space)
 
     ws = Workspace.resolve(args.workspace)
-    if env.zero_gpu:
+    if not env.zero_gpu:  # the file that tells job processes this one is busy (studio.devices.app_work)
+        os.environ.setdefault(devices.BUSY_FILE, str(ws.root / ".app-busy"))
+    else:
         print("ZeroGPU: jobs train in this process, one GPU call per chunk with a checkpoint between chunks.", flush=True)
     try:  # a workspace another app serves is refused in one sentence (two apps would run its queue twice)
         if multi_user:  # one GPU and one disk, shared fairly: one job per person at a time, a quota for datasets
@@ -51,7 +54,10 @@ def main() -> None:
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    # jobs train in processes of their own with most of the cores; this process keeps the rest for Generate & co.
+    with contextlib.suppress(KeyError, OSError):
+        os.unlink(os.environ[devices.BUSY_FILE])  # left by an app of this workspace killed mid-request
+    # jobs train in processes of their own with most of the cores (all while this one is idle: studio.devices); this
+    # process keeps the rest for Generate & co.
     devices.use_threads(devices.app_threads(devices.available_cores(), jobs_in_process=env.zero_gpu))
     signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     try:

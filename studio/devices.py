@@ -11,15 +11,20 @@ app's interactive work (Generate, Evaluate, a blend preview) never oversubscribe
 with all cores each ran 11x slower than one alone on a 2-core machine). The cores available are the fewest of the
 CPU affinity mask and the cgroup quota (/sys/fs/cgroup/cpu.max, rounded up). Of those, a training job's process
 gets all but one (`job_threads`; on 2 cores one thread each ran at 76 and 87 ms a cGAN step against 78 ms alone); the app's own process gets the rest, at least 1
-(`app_threads`), or all of them when its jobs run on its own threads (ZeroGPU). An OMP_NUM_THREADS the user set
-caps the cores counted as available; the app sets it for each job process to the job's share, and the CLI uses all
-the cores available to it. Benchmarks take a --threads flag of their own.
+(`app_threads`), or all of them when its jobs run on its own threads (ZeroGPU). While the app is idle the job may
+use every core: the app names a file (STUDIO_APP_BUSY) that exists only while it does interactive work (`app_work`),
+and the job's loop switches between all cores and its share as the file comes and goes (`CoreShare`, a stat a step;
+on 2 cores the default run goes from 9.4 to 13.3 steps a second while nobody clicks). An OMP_NUM_THREADS the user
+set caps the cores counted as available; the app sets it for each job process, and the CLI uses all the cores
+available to it. Benchmarks take a --threads flag of their own.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +33,9 @@ import torch
 
 from studio.errors import UserError
 
-CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "QUOTA PERIOD" or "max PERIOD"
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+BUSY_FILE = "STUDIO_APP_BUSY"        # env: the file that exists while the app's process does interactive work
+BUSY_THREADS = "STUDIO_BUSY_THREADS"  # env: a job's threads while that file exists  # cgroup v2: "QUOTA PERIOD" or "max PERIOD"
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -117,3 +124,48 @@ def thread_env(threads: int) -> dict[str, str]:
 def use_threads(threads: int) -> None:
     """Make this process's torch use `threads` intra-op threads."""
     torch.set_num_threads(max(1, threads))
+
+
+_busy_lock = threading.Lock()
+_busy_count = 0
+
+
+@contextlib.contextmanager
+def app_work():
+    """Around the app's interactive work (Generate, Evaluate): the busy file exists while any such call runs, so a
+    training job steps down to its share of the cores. Nothing happens where the app named no file (ZeroGPU, tests)."""
+    global _busy_count
+    path = os.environ.get(BUSY_FILE)
+    if not path:
+        yield
+        return
+    with _busy_lock:
+        _busy_count += 1
+        if _busy_count == 1:
+            Path(path).touch()
+    try:
+        yield
+    finally:
+        with _busy_lock:
+            _busy_count -= 1
+            if _busy_count == 0:
+                Path(path).unlink(missing_ok=True)
+
+
+class CoreShare:
+    """In a job process the app started: all cores while the app is idle, the job's share while it is busy."""
+
+    def __init__(self, environ: Mapping[str, str] = os.environ):
+        path, busy = environ.get(BUSY_FILE), environ.get(BUSY_THREADS, "")
+        self.path = Path(path) if path and busy.isdigit() else None
+        self.idle, self.busy = available_cores(environ), int(busy) if self.path else 0
+        self.threads = torch.get_num_threads()
+
+    def follow(self) -> None:
+        """Call once a step: switches torch's threads when the app's state changed since the last call."""
+        if self.path is None:
+            return
+        threads = self.busy if self.path.exists() else self.idle
+        if threads != self.threads:
+            use_threads(threads)
+            self.threads = threads

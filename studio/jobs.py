@@ -478,6 +478,11 @@ class JobManager:
 
 
 def child_env(environ: Mapping[str, str]) -> dict[str, str]:
-    """A job process's environment: this one's, with the job's share of the cores (studio.devices decides it)."""
-    threads = devices.thread_env(devices.job_threads(devices.available_cores(environ)))
-    return {**environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1", **threads}
+    """A job process's environment: this one's, with the job's threads (studio.devices decides them). Where the app
+    names its busy file the job may use every core and steps down to its share while that file exists."""
+    env = {**environ, "TQDM_DISABLE": "1", "PYTHONUNBUFFERED": "1"}
+    cores = devices.available_cores(environ)
+    share = devices.job_threads(cores)
+    if environ.get(devices.BUSY_FILE):
+        return {**env, **devices.thread_env(cores), devices.BUSY_THREADS: str(share)}
+    return {**env, **devices.thread_env(share)}

@@ -16,7 +16,7 @@ from typing import Any, Callable, Protocol
 
 import torch
 
-from studio import distributed
+from studio import devices, distributed
 from studio.data.augment import image_grid
 from studio.errors import UserError
 from studio.options import check_values, option
@@ -152,11 +152,13 @@ def train(run: RunFolder, method: TrainingMethod, loop: LoopConfig, *, start_ste
     if start_step == 0 and not run.sample_path(0).exists():
         save_preview(run, method, 0)
     step, last_status, rate, saved, chunk_over = start_step, 0.0, StepRate(start_step), None, False
+    cores = devices.CoreShare()  # a job the app started: every core while the app is idle
     try:
         while step < loop.iters and not should_stop():
             if step >= end or (deadline is not None and step > start_step and time.monotonic() > deadline):
                 chunk_over = True
                 break
+            cores.follow()
             losses = method.train_step(step)
             step += 1
             if step % loop.log_every == 0 or step == loop.iters:

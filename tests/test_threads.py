@@ -75,3 +75,41 @@ def test_the_cli_run_as_a_program_uses_the_cores_it_has(workspace, monkeypatch, 
         torch.set_num_threads(before)
     assert cli.main(["--workspace", str(workspace), "dataset", "list"]) == 0
     assert torch.get_num_threads() == before  # a caller in this process keeps its own
+
+
+def test_where_the_app_names_its_busy_file_a_job_may_use_every_core(monkeypatch, tmp_path):
+    monkeypatch.setattr(devices, "available_cores", lambda environ=None, cpu_max=None: 4)
+    env = jobs_module.child_env({devices.BUSY_FILE: str(tmp_path / ".app-busy")})
+    assert env["OMP_NUM_THREADS"] == "4" and env[devices.BUSY_THREADS] == "3"
+    assert jobs_module.child_env({})["OMP_NUM_THREADS"] == "3" and devices.BUSY_THREADS not in jobs_module.child_env({})
+
+
+def test_a_job_steps_down_to_its_share_while_the_app_works(monkeypatch, tmp_path):
+    """The app's Generate/Evaluate handlers (ui.common.on_gpu) hold the busy file; the job's loop follows it."""
+    from studio.ui.common import on_gpu
+
+    busy = tmp_path / ".app-busy"
+    monkeypatch.setenv(devices.BUSY_FILE, str(busy))
+    monkeypatch.setattr(devices, "available_cores", lambda environ=None, cpu_max=None: 2)
+    before = torch.get_num_threads()
+    share = devices.CoreShare({devices.BUSY_FILE: str(busy), devices.BUSY_THREADS: "1"})
+    seen = []
+
+    def generate(n):  # a handler: while it runs the job's next step uses one thread
+        share.follow()
+        seen.append((busy.exists(), torch.get_num_threads()))
+        return n
+
+    try:
+        share.follow()
+        assert torch.get_num_threads() == 2  # the app idle: every core
+        assert on_gpu(generate)(3) == 3 and seen == [(True, 1)]
+        assert not busy.exists()
+        share.follow()
+        assert torch.get_num_threads() == 2
+        with devices.app_work(), devices.app_work():  # two requests at once: the file goes when both are done
+            pass
+        assert not busy.exists()
+    finally:
+        torch.set_num_threads(before)
+    assert devices.CoreShare({}).path is None  # a job the app did not start (the CLI): threads left alone

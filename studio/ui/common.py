@@ -8,7 +8,7 @@ from typing import Callable
 
 import gradio as gr
 
-from studio import zerogpu
+from studio import devices, zerogpu
 from studio.errors import UserError
 
 GPU_EVENT = {"concurrency_limit": 1, "concurrency_id": "gpu"}  # one model on the GPU at a time, across tabs
@@ -56,5 +56,12 @@ def refusing(n_outputs: int, note: int = 0, *, prefix: str = "") -> Callable[[Ca
 
 
 def on_gpu(fn: Callable, seconds: float = 60) -> Callable:
-    """`fn` as the handler of a GPU event: on ZeroGPU inside one `@spaces.GPU` call of at most `seconds`."""
-    return zerogpu.gpu(duration=seconds)(fn)
+    """`fn` as the handler of a GPU event: on ZeroGPU inside one `@spaces.GPU` call of at most `seconds`; elsewhere
+    marked as the app's interactive work, so a training job steps down to its share of the cores meanwhile."""
+
+    @functools.wraps(fn)
+    def busy(*args, **kwargs):
+        with devices.app_work():
+            return fn(*args, **kwargs)
+
+    return zerogpu.gpu(duration=seconds)(busy)
