@@ -98,6 +98,11 @@ def test_a_field_changed_while_the_page_loads_keeps_the_visitors_value(ws):
     values = {k: u.get("value") for k, u in zip(train_tab.FORM_KEYS, updates)}
     assert values["method"] == "bsa" and values["preset"] is None and values["iters"] == 1234
     assert updates[len(train_tab.FORM_KEYS)]["visible"] is True  # the BSA settings shown
+    # Picking a method brings its own steps: BSA's first run is not the cGAN's 3500.
+    bsa_group, cgan_group, preset, iters, *_ = fns["on_method"]("bsa")
+    assert bsa_group["visible"] and not cgan_group["visible"]
+    assert iters["value"] == train_tab.first_run("bsa")["iters"] != train_tab.first_run("cgan")["iters"]
+    assert fns["on_method"]("cgan")[2]["value"] == train_tab.FIRST_RUN_PRESET
 
 
 def test_settings_save_and_load_round_trip(ws, tmp_path):

@@ -82,16 +82,22 @@ def dataset_choices(ws: Workspace) -> list[str]:
     return [d["dataset"] for d in list_datasets(ws) if "error" not in d]
 
 
-def default_form(ws: Workspace) -> dict[str, Any]:
-    """The form a first visit shows: the demo cGAN on the demo dataset, if `ws` has one."""
-    datasets = dataset_choices(ws)
-    dataset = "demo" if "demo" in datasets else (datasets[0] if datasets else None)
+def first_run(method_name: str) -> dict[str, Any]:
+    """A method's first-run settings, steps included: the demo cGAN preset, or BSA on the base found here."""
+    if method_name == "cgan":
+        return preset_values("cgan", FIRST_RUN_PRESET)
     model = _default_base(BSA_FIRST_BASE)
     # The seed's preset on a BigGAN; on the studio base its own defaults (studio.methods.bsa.BASE_DEFAULTS: an empty
     # learning rate is the base's), 1000 steps in about a minute on a CPU.
     bsa = preset_values("bsa", "symbolic-seed") if model == BSA_FIRST_BASE else {**preset_values("bsa", None), "bsa_lr": None}
-    return {**bsa, "model": model, **preset_values("cgan", FIRST_RUN_PRESET),
-            "run": "", "dataset": dataset, "device": "auto"}
+    return {**bsa, "model": model}
+
+
+def default_form(ws: Workspace) -> dict[str, Any]:
+    """The form a first visit shows: the demo cGAN on the demo dataset, if `ws` has one."""
+    datasets = dataset_choices(ws)
+    dataset = "demo" if "demo" in datasets else (datasets[0] if datasets else None)
+    return {**first_run("bsa"), **first_run("cgan"), "run": "", "dataset": dataset, "device": "auto"}
 
 
 def form_request(form: dict[str, Any], taken: list[str]) -> JobRequest:
@@ -286,11 +292,13 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
                 {"value": values["resolution"]} if "resolution" in values else {}))
         return [updates.get(k, gr.update()) for k in FORM_KEYS]
 
-    def on_method(m):
+    def on_method(m):  # the method's own settings and steps (BSA's first run is 1000 steps, not the cGAN's 3500)
+        values = first_run(m)
         return (gr.update(visible=m == "bsa"), gr.update(visible=m == "cgan"),
-                gr.update(choices=_preset_choices(m), value=None))
+                gr.update(choices=_preset_choices(m), value=values["preset"]),
+                *(gr.update(value=values[k]) for k in LOOP_FIELDS))
 
-    method.input(on_method, [method], [bsa_group, cgan_group, preset])
+    method.input(on_method, [method], [bsa_group, cgan_group, preset, iters, sample_every, checkpoint_every])
 
     def on_arch(a, r):  # each architecture offers its own resolutions
         offered = _resolutions(a)
