@@ -124,8 +124,8 @@ def check_values(cls: type, values: dict[str, Any]) -> dict[str, Any]:
 
 
 def add_flags(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = ()) -> None:
-    """One flag per field (`--lr-g`). Defaults live only in the dataclass: a flag not given is None (a switch,
-    False), so a preset or a resumed run's own values are not overridden; values are checked by `check_values`."""
+    """One flag per field (`--lr-g`). Defaults live only in the dataclass: a flag not given is None (a switch
+    too: --x / --no-x), so a preset or a resumed run's own values are not overridden; values are checked by `check_values`."""
     for opt in options(cls).values():
         if opt.name in skip:
             continue
@@ -133,7 +133,8 @@ def add_flags(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ..
         allowed = f" ({', '.join(map(str, opt.allowed))})" if opt.allowed else ""
         text = f"{opt.help}{allowed}" if opt.help else opt.label + allowed
         if opt.kind is bool:
-            parser.add_argument(flag, action="store_true", default=None, help=text)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=f"{text} (default {'on' if opt.default else 'off'})")
             continue
         default = "" if opt.required else f" (default {opt.default})"
         parser.add_argument(flag, type=_parse_number if opt.kind in (int, float) else str, default=None,
