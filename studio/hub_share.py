@@ -75,6 +75,9 @@ def share_facts(ws: Workspace, name: str, meta: dict | None = None) -> dict[str,
         "classes": list(meta["classes"]), "resolution": meta.get("resolution"), "step": int(meta.get("step") or 0),
         "n_images": meta.get("n_images"), "config": cfg,
     }
+    if method == "bsa" and meta.get("base"):  # adapted from one of the studio's own generators (studio.methods.bsa)
+        raise UserError(f"Run {name!r} adapts a studio generator ({cfg.get('model')}), not a BigGAN: sharing such a "
+                        "run is not supported yet. Share a cGAN run, or a BSA run of a BigGAN.")
     if method == "bsa":
         base = _public_base(str(meta.get("base_model") or cfg.get("model") or ""))
         facts["base_model"] = cfg["model"] = base  # a folder path on the author's machine means nothing elsewhere

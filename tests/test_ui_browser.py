@@ -100,12 +100,18 @@ def error_badges(page) -> int:
     return page.locator("span.error:visible").count()
 
 
-def coloured_pixels(page, selector: str) -> int:
-    """Pixels of a component's screenshot that are clearly coloured (not white, grey or black text and grid)."""
+def coloured_pixels(page, selector: str, at_least: int = 1, timeout_s: float = 20.0) -> int:
+    """Pixels of a component's screenshot that are clearly coloured (not white, grey or black text and grid), looked
+    at until there are `at_least` or `timeout_s` has passed (an image is drawn a moment after its element appears)."""
     import io
 
-    shot = np.asarray(Image.open(io.BytesIO(page.locator(selector).screenshot())).convert("RGB")).astype(int)
-    return int(((shot.max(axis=2) - shot.min(axis=2)) > 60).sum())
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shot = np.asarray(Image.open(io.BytesIO(page.locator(selector).screenshot())).convert("RGB")).astype(int)
+        count = int(((shot.max(axis=2) - shot.min(axis=2)) > 60).sum())
+        if count >= at_least or time.monotonic() > deadline:
+            return count
+        page.wait_for_timeout(250)
 
 
 def test_first_run_has_the_demo_dataset_and_a_demo_run_ready(studio_page, app_url):
@@ -231,7 +237,7 @@ def test_train_preview_reload_stop_continue(studio_page, app_url):
         time.sleep(1)
         later = drawn_curves(page, "#train-plot")
     assert later[0] > first[0], f"the curves stopped growing: {first[0]} then {later[0]} vertices"
-    assert coloured_pixels(page, "#train-plot") > 200  # the strokes are on screen, in colour
+    assert coloured_pixels(page, "#train-plot", 201) > 200  # the strokes are on screen, in colour
     legend = page.locator("#train-plot .role-legend").text_content()
     assert "d_loss" in legend and "emd" not in legend, legend
     page.screenshot(path=str(SHOTS / "train_running.png"), full_page=True)
