@@ -286,11 +286,10 @@ def test_the_class_loss_teaches_d_to_name_each_class_and_g_to_draw_the_one_asked
 def test_a_run_saved_before_two_convs_a_block_and_the_class_loss_still_loads_and_resumes():
     old = _trainer(g_convs=1, class_loss=0.0)
     old.train_step(0)
-    saved_config = {k: v for k, v in vars(old.cfg).items() if k not in ("g_convs", "class_loss", "film_latent")}
+    saved_config = {k: v for k, v in vars(old.cfg).items() if k not in ("g_convs", "class_loss")}
     saved = {k: v for k, v in old.state_tensors().items() if not k.startswith("d/classify.")}
     cfg = CGANConfig.from_dict(saved_config)
     assert cfg.g_convs == 1 and CGANConfig.from_dict({}).g_convs == 2
-    assert cfg.film_latent is False and CGANConfig.from_dict({}).film_latent == CGANConfig().film_latent
     images, labels = _data()
     again = CGANTrainer(cfg, images, labels, ["a", "b", "c"])
     again.load_state_tensors(saved)
@@ -299,20 +298,3 @@ def test_a_run_saved_before_two_convs_a_block_and_the_class_loss_still_loads_and
     assert torch.isfinite(again.train_step(1)["g_loss"])
     with pytest.raises(RuntimeError, match="does not fit the g network"):
         _trainer().load_state_tensors(saved)  # two convs a block cannot take a one-conv generator's weights
-
-
-def test_with_the_latent_in_film_the_latent_changes_each_blocks_modulation():
-    """film_latent: the blocks' FiLMs read [class embedding, z], so a latent can move a class's palette."""
-    t = _trainer(film_latent=True)
-    g = t.g
-    assert all(b.film.in_features == t.cfg.embed_dim + t.cfg.z_dim for b in g.blocks)
-    films = []
-    hook = g.blocks[0].film.register_forward_hook(lambda m, i, o: films.append(o))
-    torch.nn.init.normal_(g.blocks[0].film.weight)
-    y = torch.tensor([0, 0])
-    z = torch.randn(2, t.cfg.z_dim, generator=torch.Generator().manual_seed(0))
-    g(z, y)
-    hook.remove()
-    assert not torch.allclose(films[0][0], films[0][1])  # one class, two latents: two modulations
-    assert torch.isfinite(t.train_step(0)["g_loss"])
-    assert _trainer(film_latent=False).g.blocks[0].film.in_features == t.cfg.embed_dim

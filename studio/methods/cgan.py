@@ -28,7 +28,7 @@ from studio.options import option
 from studio.run import load_optimizer_tensors, optimizer_tensors
 
 LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
-ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning", "g_convs", "film_latent")  # CGANArch's, from the config
+ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning", "g_convs")  # CGANArch's, from the config
 RECON_LOSSES = ("auto", "vgg16", "pixels", "tiny")
 ADA_ADJUST_EVERY = 4     # steps between adjustments of the augmentation probability
 ADA_SPEED_STEPS = 500    # steps for the probability to go from 0 to 1 when D keeps overfitting
@@ -65,9 +65,6 @@ class CGANConfig:
     embed_dim: int = option(128, label="Class embedding size", min=1, max=4096)
     g_convs: int = option(2, label="Convolutions per block", min=1, max=2,
                           help="light architecture: 3×3 convolutions per generator octave (FastGAN's blocks are fixed)")
-    film_latent: bool = option(False, label="Latent in FiLM",
-                               help="light architecture: the latent modulates every generator block as the class does, "
-                                    "so colours can vary within a class")
     g_ch: int = option(16, label="Generator width", min=4, max=1024,  # measured to fit the default run in 5 CPU minutes (bench/cgan_step.py)
                        why_max="wider networks do not fit in a GPU's memory")
     d_ch: int = option(16, label="Discriminator width", min=4, max=1024, why_max="wider networks do not fit in a GPU's memory")
@@ -119,8 +116,6 @@ class CGANConfig:
         known = {f.name for f in fields(cls)}
         if "g_ch" in d and "g_convs" not in d:  # a run saved before the light generator had two convs a block
             d = {**d, "g_convs": 1}
-        if "g_ch" in d and "film_latent" not in d:  # a run saved before the latent reached the FiLMs
-            d = {**d, "film_latent": False}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def shapes(self, n_classes: int) -> CGANArch:

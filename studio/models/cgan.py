@@ -37,7 +37,6 @@ class CGANArch:
     d_ch: int                   # discriminator width at full resolution
     conditioning: str
     g_convs: int = 2            # 3×3 convolutions per generator block (runs made before it existed have 1)
-    film_latent: bool = False   # light G: each block's FiLM reads the latent beside the class embedding
 
     @property
     def octaves(self) -> int:
@@ -63,14 +62,14 @@ class Judgement(NamedTuple):
 
 
 class GBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, cond_dim: int, convs: int = 2):
+    def __init__(self, cin: int, cout: int, embed_dim: int, convs: int = 2):
         super().__init__()
         # A second conv per octave costs a fifth more FLOPs at 32 px and is what lets fine patterns (weaves, waves)
         # and hard shapes form at all (bench/quality.py; docs/quality.md).
         self.conv = nn.Conv2d(cin, cout, 3, padding=1)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1) if convs > 1 else None
         self.norm = PixelNorm()
-        self.film = nn.Linear(cond_dim, 2 * cout)
+        self.film = nn.Linear(embed_dim, 2 * cout)
         nn.init.zeros_(self.film.weight)
         nn.init.zeros_(self.film.bias)  # starts as the identity: classes separate as training needs
 
@@ -90,10 +89,7 @@ class Generator(nn.Module):
         self.embed = nn.Embedding(arch.n_classes, arch.embed_dim)
         self.input = nn.Linear(arch.z_dim + arch.embed_dim, top * 16)
         widths = [arch.width(arch.g_ch, arch.octaves - i) for i in range(arch.octaves + 1)]
-        # With film_latent the latent modulates every block as the class does (BigGAN's hierarchical latent), so a
-        # palette can vary within a class instead of being fixed by it.
-        cond = arch.embed_dim + (arch.z_dim if arch.film_latent else 0)
-        self.blocks = nn.ModuleList(GBlock(widths[i], widths[i + 1], cond, arch.g_convs) for i in range(arch.octaves))
+        self.blocks = nn.ModuleList(GBlock(widths[i], widths[i + 1], arch.embed_dim, arch.g_convs) for i in range(arch.octaves))
         self.to_rgb = nn.Conv2d(widths[-1], 3, 3, padding=1)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None, class_embedding: torch.Tensor | None = None,
@@ -104,8 +100,6 @@ class Generator(nn.Module):
         c = self.embed(y) if class_embedding is None else class_embedding
         x = self.input(torch.cat([z, c], dim=1)).view(len(z), -1, 4, 4)
         x = nn.functional.leaky_relu(PixelNorm()(x), 0.2)
-        if self.arch.film_latent:
-            c = torch.cat([c, z], dim=1)
         for block in self.blocks:
             x = block(x, c)
         return torch.tanh(self.to_rgb(x))
