@@ -13,10 +13,10 @@ CPU affinity mask and the cgroup quota (/sys/fs/cgroup/cpu.max, rounded up). Of 
 gets all but one (`job_threads`; on 2 cores one thread each ran at 76 and 87 ms a cGAN step against 78 ms alone); the app's own process gets the rest, at least 1
 (`app_threads`), or all of them when its jobs run on its own threads (ZeroGPU). While the app is idle the job may
 use every core: the app names a file (STUDIO_APP_BUSY) that exists only while it does interactive work (`app_work`),
-and the job's loop switches between all cores and its share as the file comes and goes (`CoreShare`, a stat a step;
-on 2 cores the default run goes from 9.4 to 13.3 steps a second while nobody clicks). An OMP_NUM_THREADS the user
-set caps the cores counted as available; the app sets it for each job process, and the CLI uses all the cores
-available to it. Benchmarks take a --threads flag of their own.
+and the job's loop steps down to its share while the file exists and back to every core once it has been gone two
+seconds (`CoreShare`, a stat a step; the demo cGAN on 2 cores: 1.4-1.5x the steps a second of its one-thread share).
+An OMP_NUM_THREADS the user set caps the cores counted as available; the app sets it for each job process, and the
+CLI uses all the cores available to it. Benchmarks take a --threads flag of their own.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import contextlib
 import math
 import os
 import threading
+import time
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -153,19 +154,24 @@ def app_work():
 
 
 class CoreShare:
-    """In a job process the app started: all cores while the app is idle, the job's share while it is busy."""
+    """In a job process the app started: all cores while the app is idle, the job's share while it is busy. Idle means
+    quiet for `settle_s`: a person clicking Generate again and again leaves gaps of a moment between requests, and a
+    step on every core in such a gap would contend with the next request."""
 
-    def __init__(self, environ: Mapping[str, str] = os.environ):
+    def __init__(self, environ: Mapping[str, str] = os.environ, settle_s: float = 2.0):
         path, busy = environ.get(BUSY_FILE), environ.get(BUSY_THREADS, "")
         self.path = Path(path) if path and busy.isdigit() else None
         self.idle, self.busy = available_cores(environ), int(busy) if self.path else 0
-        self.threads = torch.get_num_threads()
+        self.threads, self.settle_s, self.seen = torch.get_num_threads(), settle_s, -math.inf
 
     def follow(self) -> None:
         """Call once a step: switches torch's threads when the app's state changed since the last call."""
         if self.path is None:
             return
-        threads = self.busy if self.path.exists() else self.idle
+        now = time.monotonic()
+        if self.path.exists():
+            self.seen = now
+        threads = self.busy if now - self.seen < self.settle_s else self.idle
         if threads != self.threads:
             use_threads(threads)
             self.threads = threads

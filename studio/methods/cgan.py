@@ -133,7 +133,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpu-256": {"arch": "fastgan", "resolution": 256, "iters": 40000, "batch": 16, "g_ch": 64, "d_ch": 64, **_GPU_LOOP},
     "gpu-1024": {"arch": "fastgan", "resolution": 1024, "iters": 50000, "batch": 8, "g_ch": 64, "d_ch": 64, **_GPU_LOOP},
 }
-PRESET_TITLES = {"cpu-32": "32 px, about 6 minutes on 2 CPU cores (4½ from the command line, which uses both)", "cpu-64": "64 px, about 6 minutes on 2 CPU cores",
+PRESET_TITLES = {"cpu-32": "32 px, 5-7 minutes on 2 CPU cores", "cpu-64": "64 px, about 6 minutes on 2 CPU cores",
                  "gpu-64": "64 px on a GPU", "gpu-128": "128 px on a GPU",
                  "gpu-256": "256 px FastGAN on a GPU: about 6 GB, 2.2 TFLOP a step (hours)",
                  "gpu-1024": "1024 px FastGAN on a GPU: about 10 GB at batch 8, 1.6 TFLOP a step (hours; --gpus N splits it)"}
