@@ -171,12 +171,13 @@ def inception_features(state: dict[str, torch.Tensor] | None = None, *, device: 
             raise UserError(f"The Inception-v3 weights do not fit torchvision's inception_v3 ({first[:150]}): "
                             f"use {INCEPTION_FILE} from {INCEPTION_URL}.") from e
     model.fc, model.AuxLogits = nn.Identity(), None  # pool3 is what reaches the classifier; aux runs only in training
-    model = model.eval().requires_grad_(False).to(device)
+    # channels_last: 1.6× faster in fp32 and 2.5× under bf16 on this project's CPU (bench/eval_features.py --layout)
+    model = model.eval().requires_grad_(False).to(device, memory_format=torch.channels_last)
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)
     name = "inception-v3:torchvision" if state is not None else f"inception-v3:random{seed}"
-    return FeatureNet(name, 2048, lambda x: model(((x + 1) / 2 - mean) / std), size=INCEPTION_SIZE,
-                      device=device, batch=batch)
+    return FeatureNet(name, 2048, lambda x: model((((x + 1) / 2 - mean) / std).contiguous(memory_format=torch.channels_last)),
+                      size=INCEPTION_SIZE, device=device, batch=batch)
 
 
 def feature_status(name: str, *, clip_spec: str = "ViT-B-32", clip_pretrained: str | None = None,
