@@ -14,7 +14,8 @@ gets all but one (`job_threads`; on 2 cores one thread each ran at 76 and 87 ms 
 (`app_threads`), or all of them when its jobs run on its own threads (ZeroGPU). While the app is idle the job may
 use every core: the app names a file (STUDIO_APP_BUSY) that exists only while it does interactive work (`app_work`),
 and the job's loop steps down to its share while the file exists and back to every core once it has been gone two
-seconds (`CoreShare`, a stat a step; the demo cGAN on 2 cores: 1.4-1.5x the steps a second of its one-thread share).
+seconds (`CoreShare`, a stat a step; the demo cGAN on a 2-core EPYC: 1.15x its one-thread pace beside the idle app,
+bench/contention.py).
 An OMP_NUM_THREADS the user set caps the cores counted as available; the app sets it for each job process, and the
 CLI uses all the cores available to it. Benchmarks take a --threads flag of their own.
 """
@@ -34,9 +35,9 @@ import torch
 
 from studio.errors import UserError
 
-CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "QUOTA PERIOD" or "max PERIOD"
 BUSY_FILE = "STUDIO_APP_BUSY"        # env: the file that exists while the app's process does interactive work
-BUSY_THREADS = "STUDIO_BUSY_THREADS"  # env: a job's threads while that file exists  # cgroup v2: "QUOTA PERIOD" or "max PERIOD"
+BUSY_THREADS = "STUDIO_BUSY_THREADS"  # env: a job's threads while that file exists
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
