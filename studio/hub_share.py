@@ -97,7 +97,9 @@ def share_facts(ws: Workspace, name: str, meta: dict | None = None) -> dict[str,
 
 def _public_base(model: str) -> str:
     """The base BigGAN's name: a local folder is named by its folder name (its path stays on the author's machine)."""
-    return Path(model).name if ("/" in model or os.sep in model or model.startswith("~")) else model
+    from studio.models.biggan import is_path
+
+    return Path(model).name if is_path(model) else model
 
 
 def _dataset_counts(ws: Workspace, config: dict) -> dict[str, int] | None:
@@ -187,7 +189,7 @@ def model_card(facts: dict[str, Any], *, repo_id: str | None = None, license: st
 
 def _card_text(facts: dict[str, Any], *, repo_id: str | None, license: str, run: str) -> str:
     cfg, method, classes = facts["config"], facts["method"], facts["classes"]
-    dataset, training = facts.get("dataset") or {}, facts.get("training") or {}
+    dataset = facts.get("dataset") or {}
     title = (repo_id or run or "ArtGAN Studio model").split("/")[-1]
     images = dataset.get("images")
     listed = ", ".join(classes[:12]) + (", …" if len(classes) > 12 else "")

@@ -17,7 +17,6 @@ Loss (reference `get_loss`): L1 + 0.001·Σ VGG16 L1 (conv1_1…conv4_3) + 0.1·
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -558,20 +557,25 @@ def load_sampler(tensors: dict[str, torch.Tensor], meta: dict, *, device: str | 
 STUDIO_BASES = ("studio-base",)  # shipped in checkpoints/ (scripts/train_studio_base.py makes it)
 
 
-def _path_like(model: str) -> bool:
-    return "/" in model or os.sep in model or model.startswith("~") or Path(model).is_absolute()
-
-
 def _studio_folder(model: str) -> Path | None:
     """The folder of a studio base named `model` (a name under checkpoints/, or a path), or None when it is not one."""
-    from studio.models.biggan import CHECKPOINTS_DIR
+    from studio.models.biggan import CHECKPOINTS_DIR, is_path
 
     if model.startswith(RUN_BASE) or model.startswith("tiny"):
         return None
-    folder = Path(model).expanduser() if _path_like(model) else CHECKPOINTS_DIR / model
+    folder = Path(model).expanduser() if is_path(model) else CHECKPOINTS_DIR / model
     if model in STUDIO_BASES or (folder / STUDIO_BASE_FILES[0]).is_file():
         return folder
     return None
+
+
+def _complete_studio_folder(model: str, folder: Path) -> Path:
+    """`folder`, once it holds every file of a studio base; else a UserError naming what is missing."""
+    missing = [f for f in STUDIO_BASE_FILES if not (folder / f).is_file()]
+    if missing:
+        how = " (python scripts/train_studio_base.py makes it)" if model in STUDIO_BASES else ""
+        raise UserError(f"The studio base {model!r} is not complete: {folder} has no {' or '.join(missing)}{how}.")
+    return folder
 
 
 def base_kind(model: str) -> str:
@@ -649,11 +653,7 @@ def load_studio_base(model: str, *, device: str | torch.device = "cpu", ws=None,
         tensors, meta = ckpt.section("g_ema"), ckpt.meta
         ident = {"kind": "run", "run": run.name, "path": str(run.path.resolve()), "step": int(meta["step"])}
     else:
-        folder = _studio_folder(model)
-        missing = [f for f in STUDIO_BASE_FILES if not (folder / f).is_file()]
-        if missing:
-            how = (" (python scripts/train_studio_base.py makes it)" if model in STUDIO_BASES else "")
-            raise UserError(f"The studio base {model!r} is not complete: {folder} has no {' or '.join(missing)}{how}.")
+        folder = _complete_studio_folder(model, _studio_folder(model))
         try:
             tensors = {k[len("g_ema/"):]: v for k, v in load_file(str(folder / STUDIO_BASE_FILES[0])).items()
                        if k.startswith("g_ema/")}
@@ -702,9 +702,7 @@ def check_base(config: dict[str, Any], ws=None) -> None:
         return
     folder = _studio_folder(model)
     if folder is not None:
-        missing = [f for f in STUDIO_BASE_FILES if not (folder / f).is_file()]
-        if missing:
-            raise UserError(f"The studio base {model!r} is not complete: {folder} has no {' or '.join(missing)}.")
+        _complete_studio_folder(model, folder)
         return
     source = resolve_biggan(model)
     if not source.available:

@@ -117,6 +117,11 @@ def _put_files_sentence(name: str, folder: Path) -> str:
             f"as {CONFIG_NAME} and {WEIGHTS_NAME}")
 
 
+def is_path(name: str) -> bool:
+    """A model named by a folder (a path separator, ~, or an absolute path) rather than by a name."""
+    return "/" in name or os.sep in name or name.startswith("~") or Path(name).is_absolute()
+
+
 def resolve_biggan(name_or_dir: str, *, checkpoints_dir: Path = CHECKPOINTS_DIR) -> BigGANSource:
     """Decide where `name_or_dir` comes from without loading or downloading anything.
 
@@ -127,7 +132,7 @@ def resolve_biggan(name_or_dir: str, *, checkpoints_dir: Path = CHECKPOINTS_DIR)
         if int(tiny.group(1) or 32) not in (16, 32, 64, 128):
             raise UserError(f"There is no {name_or_dir!r}: use tiny (32 px), tiny-16, tiny-64 or tiny-128.")
         return BigGANSource("tiny", name_or_dir, None, None, "random tiny model (for tests)")
-    if "/" in name_or_dir or os.sep in name_or_dir or name_or_dir.startswith("~") or Path(name_or_dir).is_absolute():
+    if is_path(name_or_dir):
         folder = Path(name_or_dir).expanduser()
         if not folder.is_dir():
             raise UserError(f"BigGAN folder {folder} does not exist.")

@@ -362,9 +362,10 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
         datasets = dataset_choices(ws)
         # A field the visitor changed while the page was still loading (a busy server) keeps their value.
         touched = {k: v for k, v in _form(*shown).items() if v != as_built[k]}
-        values = {**default_form(ws), **{k: v for k, v in (saved or {}).items() if k in FORM_KEYS}, **touched}
+        defaults = default_form(ws)
+        values = {**defaults, **{k: v for k, v in (saved or {}).items() if k in FORM_KEYS}, **touched}
         if values.get("dataset") not in datasets:
-            values["dataset"] = default_form(ws)["dataset"]
+            values["dataset"] = defaults["dataset"]
         updates = _fill(values)
         updates[FORM_KEYS.index("dataset")] = gr.update(choices=datasets, value=values["dataset"])
         updates[FORM_KEYS.index("model")] = gr.update(choices=model_choices(dev, _finished_cgan_runs(jobs)),
