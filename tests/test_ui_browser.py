@@ -41,7 +41,7 @@ def app_url(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def studio_page(app_url):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=[
@@ -51,6 +51,9 @@ def studio_page(app_url):
         page.set_default_timeout(30_000)
         page.goto(app_url[0])
         page.get_by_role("tab", name="Dataset").wait_for()
+        # The page's load has opened its dataset (the counts line is always filled then): a test that typed a dataset
+        # name before would have raced it.
+        expect(page.locator("#dataset-counts")).not_to_be_empty(timeout=120_000)
         yield page
         browser.close()
 

@@ -240,7 +240,9 @@ def render(sessions: Sessions) -> None:
     @user_errors
     def on_open(current, request: gr.Request):
         names = _names(sessions.workspace(request))
-        return gr.update(choices=names, value=current if current in names else (names[0] if names else None))
+        if current in names:  # no value: a name typed while the page loaded must not be put back to this one
+            return gr.update(choices=names)
+        return gr.update(choices=names, value=names[0] if names else None)
 
     sessions.on_load(on_open, [name], [name]).then(on_pick, [name, show], pick_outputs)
 
