@@ -283,13 +283,14 @@ def test_the_class_loss_teaches_d_to_name_each_class_and_g_to_draw_the_one_asked
     assert "class_real" not in off and "class_fake" not in off
 
 
-def test_a_run_saved_before_two_convs_a_block_and_the_class_loss_still_loads_and_resumes():
-    old = _trainer(g_convs=1, class_loss=0.0)
+def test_a_run_saved_before_two_convs_a_block_the_class_loss_and_latent_film_still_loads_and_resumes():
+    old = _trainer(g_convs=1, class_loss=0.0, latent_film=0)
     old.train_step(0)
-    saved_config = {k: v for k, v in vars(old.cfg).items() if k not in ("g_convs", "class_loss")}
+    saved_config = {k: v for k, v in vars(old.cfg).items() if k not in ("g_convs", "class_loss", "latent_film")}
     saved = {k: v for k, v in old.state_tensors().items() if not k.startswith("d/classify.")}
     cfg = CGANConfig.from_dict(saved_config)
     assert cfg.g_convs == 1 and CGANConfig.from_dict({}).g_convs == 2
+    assert cfg.latent_film == 0 and CGANConfig.from_dict({}).latent_film == 1
     images, labels = _data()
     again = CGANTrainer(cfg, images, labels, ["a", "b", "c"])
     again.load_state_tensors(saved)
@@ -297,4 +298,16 @@ def test_a_run_saved_before_two_convs_a_block_and_the_class_loss_still_loads_and
         assert torch.equal(a, b)
     assert torch.isfinite(again.train_step(1)["g_loss"])
     with pytest.raises(RuntimeError, match="does not fit the g network"):
-        _trainer().load_state_tensors(saved)  # two convs a block cannot take a one-conv generator's weights
+        _trainer(latent_film=0).load_state_tensors(saved)  # two convs a block cannot take a one-conv generator's weights
+
+
+def test_the_finest_blocks_film_reads_the_latent_so_it_can_vary_colour_within_a_class():
+    g = _trainer(latent_film=1).g.float().eval()
+    arch = g.arch
+    assert [b.film.in_features for b in g.blocks] == [arch.embed_dim] * (arch.octaves - 1) + [arch.embed_dim + arch.z_dim]
+    z, y = torch.randn(2, arch.z_dim), torch.tensor([0, 0])
+    with torch.no_grad():
+        g.blocks[-1].film.weight[:, arch.embed_dim:].normal_()  # only the latent's columns: the class's stay as they were
+        varied = g(z, y)
+        g.blocks[-1].film.weight[:, arch.embed_dim:].zero_()
+        assert not torch.allclose(varied, g(z, y), atol=1e-3)

@@ -28,7 +28,7 @@ from studio.options import option
 from studio.run import load_optimizer_tensors, optimizer_tensors
 
 LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
-ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning", "g_convs")  # CGANArch's, from the config
+ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning", "g_convs", "latent_film")  # CGANArch's, from the config
 RECON_LOSSES = ("auto", "vgg16", "pixels", "tiny")
 ADA_ADJUST_EVERY = 4     # steps between adjustments of the augmentation probability
 ADA_SPEED_STEPS = 500    # steps for the probability to go from 0 to 1 when D keeps overfitting
@@ -65,6 +65,9 @@ class CGANConfig:
     embed_dim: int = option(128, label="Class embedding size", min=1, max=4096)
     g_convs: int = option(2, label="Convolutions per block", min=1, max=2,
                           help="light architecture: 3×3 convolutions per generator octave (FastGAN's blocks are fixed)")
+    latent_film: int = option(1, label="Blocks with latent FiLM", min=0, max=8,
+                              help="light architecture: the finest generator blocks whose FiLM reads the latent as well "
+                                   "as the class, so colours and fine detail vary within a class (0 = class only)")
     g_ch: int = option(16, label="Generator width", min=4, max=1024,  # measured to fit the default run in 5 CPU minutes (bench/cgan_step.py)
                        why_max="wider networks do not fit in a GPU's memory")
     d_ch: int = option(16, label="Discriminator width", min=4, max=1024, why_max="wider networks do not fit in a GPU's memory")
@@ -116,6 +119,8 @@ class CGANConfig:
         known = {f.name for f in fields(cls)}
         if "g_ch" in d and "g_convs" not in d:  # a run saved before the light generator had two convs a block
             d = {**d, "g_convs": 1}
+        if "g_ch" in d and "latent_film" not in d:  # ... or before its finest FiLM read the latent
+            d = {**d, "latent_film": 0}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def shapes(self, n_classes: int) -> CGANArch:

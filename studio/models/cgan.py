@@ -37,6 +37,7 @@ class CGANArch:
     d_ch: int                   # discriminator width at full resolution
     conditioning: str
     g_convs: int = 2            # 3×3 convolutions per generator block (runs made before it existed have 1)
+    latent_film: int = 1        # finest generator blocks whose FiLM also reads the latent (runs made before it: 0)
 
     @property
     def octaves(self) -> int:
@@ -89,7 +90,12 @@ class Generator(nn.Module):
         self.embed = nn.Embedding(arch.n_classes, arch.embed_dim)
         self.input = nn.Linear(arch.z_dim + arch.embed_dim, top * 16)
         widths = [arch.width(arch.g_ch, arch.octaves - i) for i in range(arch.octaves + 1)]
-        self.blocks = nn.ModuleList(GBlock(widths[i], widths[i + 1], arch.embed_dim, arch.g_convs) for i in range(arch.octaves))
+        # The finest blocks' FiLM reads the latent too, so colour and fine detail can vary within a class while the
+        # coarse blocks keep the class's layout (in every block, the classes lost their structure: docs/quality.md).
+        self.first_latent_block = arch.octaves - arch.latent_film
+        self.blocks = nn.ModuleList(
+            GBlock(widths[i], widths[i + 1], arch.embed_dim + (arch.z_dim if i >= self.first_latent_block else 0), arch.g_convs)
+            for i in range(arch.octaves))
         self.to_rgb = nn.Conv2d(widths[-1], 3, 3, padding=1)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None, class_embedding: torch.Tensor | None = None,
@@ -100,8 +106,9 @@ class Generator(nn.Module):
         c = self.embed(y) if class_embedding is None else class_embedding
         x = self.input(torch.cat([z, c], dim=1)).view(len(z), -1, 4, 4)
         x = nn.functional.leaky_relu(PixelNorm()(x), 0.2)
-        for block in self.blocks:
-            x = block(x, c)
+        cz = torch.cat([c, z], dim=1) if self.first_latent_block < len(self.blocks) else None
+        for i, block in enumerate(self.blocks):
+            x = block(x, cz if i >= self.first_latent_block else c)
         return torch.tanh(self.to_rgb(x))
 
     def coarse_prefixes(self) -> tuple[str, ...]:
