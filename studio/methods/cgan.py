@@ -29,6 +29,8 @@ from studio.run import load_optimizer_tensors, optimizer_tensors
 
 LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning", "g_convs", "latent_film")  # CGANArch's, from the config
+# Light-generator fields added after runs were saved, with what those runs had: one conv a block, class-only FiLM.
+SAVED_BEFORE = {"g_convs": 1, "latent_film": 0}
 RECON_LOSSES = ("auto", "vgg16", "pixels", "tiny")
 ADA_ADJUST_EVERY = 4     # steps between adjustments of the augmentation probability
 ADA_SPEED_STEPS = 500    # steps for the probability to go from 0 to 1 when D keeps overfitting
@@ -117,10 +119,8 @@ class CGANConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "CGANConfig":
         known = {f.name for f in fields(cls)}
-        if "g_ch" in d and "g_convs" not in d:  # a run saved before the light generator had two convs a block
-            d = {**d, "g_convs": 1}
-        if "g_ch" in d and "latent_film" not in d:  # ... or before its finest FiLM read the latent
-            d = {**d, "latent_film": 0}
+        if "g_ch" in d:  # a light run saved before a field existed gets the value it was trained with
+            d = {**SAVED_BEFORE, **d}
         return cls(**{k: v for k, v in d.items() if k in known})
 
     def shapes(self, n_classes: int) -> CGANArch:

@@ -106,7 +106,7 @@ class Generator(nn.Module):
         c = self.embed(y) if class_embedding is None else class_embedding
         x = self.input(torch.cat([z, c], dim=1)).view(len(z), -1, 4, 4)
         x = nn.functional.leaky_relu(PixelNorm()(x), 0.2)
-        cz = torch.cat([c, z], dim=1) if self.first_latent_block < len(self.blocks) else None
+        cz = torch.cat([c, z], dim=1)
         for i, block in enumerate(self.blocks):
             x = block(x, cz if i >= self.first_latent_block else c)
         return torch.tanh(self.to_rgb(x))
