@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -273,11 +274,10 @@ def test_the_class_loss_teaches_d_to_name_each_class_and_g_to_draw_the_one_asked
     images = colours[labels][:, :, None, None].expand(24, 3, 32, 32) + 0.1 * torch.randn(24, 3, 32, 32)
     t = CGANTrainer(CGANConfig(**{**SMALL, "class_loss": 1.0}), images.clamp(-1, 1), labels, ["r", "g", "b"])
     d0 = t.d.classify.weight.detach().clone()
-    first = t.train_step(0)
-    for step in range(1, 30):
-        last = t.train_step(step)
-    assert {"class_real", "class_fake"} <= set(first)
-    assert last["class_real"] < 0.5 * first["class_real"]  # D tells the colours apart
+    losses = [t.train_step(step) for step in range(70)]
+    assert {"class_real", "class_fake"} <= set(losses[0])
+    late = sum(float(step["class_real"]) for step in losses[-10:]) / 10
+    assert late < 0.5 * math.log(3)  # D tells the colours apart (chance: ln 3), whatever the random start
     assert not torch.equal(d0, t.d.classify.weight)
     off = _trainer(class_loss=0.0).train_step(0)
     assert "class_real" not in off and "class_fake" not in off
