@@ -71,8 +71,8 @@ def main() -> None:
         ds.save()
         print(f"{name}: {len(ds.images)} images", flush=True)
 
-    # The shipped base was trained without colour augmentation and with class-only FiLM (the cGAN defaults before
-    # 2026-12-02); pinned so this script reproduces it whatever today's defaults are.
+    # The shipped base was trained without colour augmentation, with class-only FiLM and G_ema 0.999 (the cGAN defaults
+    # before 2026-12-02); pinned so this script reproduces it whatever today's defaults are.
     config = {"g_ch": args.g_ch, "d_ch": args.d_ch, "seed": args.seed, "augment": "translation,cutout", "latent_film": 0, "ema": 0.999}
     cfg, loop = training_configs(ws, "cgan", "studio-base", config=config,
                                  loop={"iters": args.iters, "sample_every": 500, "checkpoint_every": 500})
