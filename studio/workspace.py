@@ -19,6 +19,12 @@ USERS = "users"  # on a shared deployment: <root>/users/<key>/ is one person's w
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
+def cache_root() -> Path:
+    """$STUDIO_CACHE, else ~/.cache/artgan-studio: what the studio keeps across workspaces (weights, demo paintings)."""
+    root = os.environ.get("STUDIO_CACHE")
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "artgan-studio"
+
+
 def validate_name(name: str, kind: str = "dataset") -> str:
     """Return `name` if it is safe as a single folder name, else raise UserError.
 

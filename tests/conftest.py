@@ -60,6 +60,14 @@ def make_image(tmp_path: Path) -> Callable[..., Path]:
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def studio_cache(tmp_path_factory) -> Path:
+    """One cache folder for the whole run, inherited by the apps and jobs it starts: the demo is painted once, and no
+    test sees what the developer's own cache holds (downloaded weights)."""
+    os.environ["STUDIO_CACHE"] = str(tmp_path_factory.mktemp("studio-cache"))
+    return Path(os.environ["STUDIO_CACHE"])
+
+
 @pytest.fixture(autouse=True)
 def hub_probe_says_reachable(monkeypatch):
     """Tests never touch the network, the hub probe included: it answers "reachable", so a test that unsets

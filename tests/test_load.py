@@ -31,7 +31,7 @@ def test_six_clients_generate_while_a_job_trains(tmp_path):
         busy = subprocess.Popen([*cli, "--run", "busy", "--iters", "100000"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            client = Client(url, verbose=False)
+            client = Client(url, verbose=False, download_files=False)  # the server's work, not 1,152 downloads one by one
             client.predict("run:model", api_name="/on_source")  # as picking the run does: the classes to choose from
             client.predict("run:model", CLASSES, 0, 4, 1.0, api_name="/on_generate")  # loads the model once
             before = _rss_mb(app.pid)

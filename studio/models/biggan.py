@@ -24,7 +24,7 @@ import torch
 from studio.errors import UserError
 from studio.models.adaptable import AdaptableLayer
 from studio.models.reach import can_download, why_not
-from studio.workspace import atomic_writer, validate_name
+from studio.workspace import atomic_writer, cache_root, validate_name
 
 if TYPE_CHECKING:  # importing the package pulls in boto3 and requests (~1 s): only do it when a model is needed
     from pytorch_pretrained_biggan import BigGAN, BigGANConfig
@@ -85,8 +85,7 @@ def tiny_biggan_config(resolution: int = 32) -> BigGANConfig:
 
 def biggan_cache_dir() -> Path:
     """$STUDIO_CACHE/biggan, else ~/.cache/artgan-studio/biggan (our own layout: one plain folder per model)."""
-    root = os.environ.get("STUDIO_CACHE")
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "artgan-studio") / "biggan"
+    return cache_root() / "biggan"
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ import torch
 from studio.errors import UserError
 from studio.models.biggan import CHECKPOINTS_DIR
 from studio.models.reach import can_download, why_not
+from studio.workspace import cache_root
 
 CLIP_DEFAULT = ("ViT-B-32", "laion2b_s34b_b79k")
 TINY_NAME = "studio-tiny-clip"
@@ -46,8 +47,7 @@ _TINY_CONFIG = {"embed_dim": 64,
 
 def clip_cache_dir() -> Path:
     """$STUDIO_CACHE/clip, else ~/.cache/artgan-studio/clip (passed to open_clip as cache_dir: HF hub layout)."""
-    root = os.environ.get("STUDIO_CACHE")
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "artgan-studio") / "clip"
+    return cache_root() / "clip"
 
 
 def _register_tiny() -> None:

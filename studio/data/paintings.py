@@ -1,0 +1,67 @@
+"""Demo paintings, painted once per machine: ~10 s of CPU that every new workspace (each first start, each visitor of
+a shared studio) would otherwise spend again on the same pixels. Kept in memory and in the studio's cache folder,
+under the painters' own source hash, so a change to a painter paints afresh."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+from studio.data import demo, families
+from studio.workspace import cache_root
+
+Painting = tuple[str, str, Image.Image]  # (label, file name, image), as families.family_images yields them
+
+
+@functools.lru_cache(maxsize=2)
+def painted(family: str, per_class: int, seed: int, size: int, split: str | None) -> tuple[Painting, ...]:
+    """What `families.family_images` paints for these arguments (a bad family or split raises its error)."""
+    key = f"{family}-{per_class}-{seed}-{size}-{split or 'all'}-{_painters_hash()}"
+    folder = cache_root() / "paintings" / key
+    try:
+        return _read(folder)
+    except (OSError, ValueError, TypeError):  # not there yet, or damaged: paint (and replace it)
+        shutil.rmtree(folder, ignore_errors=True)
+    images = tuple(families.family_images(family, per_class=per_class, seed=seed, size=size, split=split))
+    _write(folder, images)
+    return images
+
+
+@functools.cache
+def _painters_hash() -> str:
+    digest = hashlib.sha256()
+    for module in (demo, families):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _read(folder: Path) -> tuple[Painting, ...]:
+    index = json.loads((folder / "index.json").read_text())
+    out = []
+    for i, (label, name) in enumerate(index):
+        with Image.open(folder / f"{i:04d}.png") as img:
+            out.append((label, name, img.convert("RGB")))
+    return tuple(out)
+
+
+def _write(folder: Path, images: tuple[Painting, ...]) -> None:
+    """Best effort (a read-only home only costs the next start the painting); whole or absent, by one rename."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".painting-"))
+    except OSError:
+        return
+    try:
+        for i, (_, _, img) in enumerate(images):
+            img.save(tmp / f"{i:04d}.png")  # lossless: the same pixels, so the same file hashes in a dataset
+        (tmp / "index.json").write_text(json.dumps([[label, name] for label, name, _ in images]))
+        os.rename(tmp, folder)
+    except OSError:  # no room, or another process got there first: theirs is the same
+        shutil.rmtree(tmp, ignore_errors=True)

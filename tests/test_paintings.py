@@ -1,0 +1,54 @@
+"""Demo paintings are painted once per machine: the cached ones are the same pixels, and a damaged cache repaints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from studio.data import paintings
+from studio.data.dataset import create_demo_dataset
+from studio.data.families import FamilyError, family_images
+from studio.workspace import Workspace
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUDIO_CACHE", str(tmp_path / "cache"))
+    paintings.painted.cache_clear()  # the in-memory copy too, so each call below goes to the folder
+    yield tmp_path / "cache" / "paintings"
+    paintings.painted.cache_clear()
+
+
+def _pixels(images):
+    return [(label, name, np.asarray(img)) for label, name, img in images]
+
+
+def test_a_cached_painting_is_the_painting_and_gives_the_same_dataset(cache, tmp_path):
+    fresh = list(family_images("horizons", per_class=2, seed=3, size=64, split="train"))
+    first = paintings.painted("horizons", 2, 3, 64, "train")
+    (folder,) = cache.iterdir()
+    assert len(list(folder.glob("*.png"))) == 6
+    paintings.painted.cache_clear()
+    again = paintings.painted("horizons", 2, 3, 64, "train")  # from the folder now
+    for a, b, c in zip(_pixels(fresh), _pixels(first), _pixels(again)):
+        assert a[:2] == b[:2] == c[:2]
+        assert np.array_equal(a[2], b[2]) and np.array_equal(a[2], c[2])
+    one = create_demo_dataset(Workspace.resolve(tmp_path / "a"), "d", family="horizons", per_class=2, seed=3, size=64, split="train")
+    two = create_demo_dataset(Workspace.resolve(tmp_path / "b"), "d", family="horizons", per_class=2, seed=3, size=64, split="train")
+    assert [e["sha256"] for e in one.images] == [e["sha256"] for e in two.images]
+
+
+def test_a_damaged_cache_is_painted_again_and_other_arguments_are_other_paintings(cache):
+    paintings.painted("posters", 1, 0, 64, None)
+    (folder,) = cache.iterdir()
+    (folder / "0001.png").write_bytes(b"not a png")
+    paintings.painted.cache_clear()
+    images = paintings.painted("posters", 1, 0, 64, None)
+    assert [np.asarray(img).tobytes() for _, _, img in images] == \
+        [np.asarray(img).tobytes() for _, _, img in family_images("posters", per_class=1, seed=0, size=64)]
+    paintings.painted.cache_clear()
+    assert len(paintings.painted("posters", 1, 0, 64, None)) == 3 and (folder / "0001.png").read_bytes().startswith(b"\x89PNG")  # healed
+    paintings.painted("posters", 1, 1, 64, None)
+    assert len(list(cache.iterdir())) == 2  # another seed: its own folder
+    with pytest.raises(FamilyError):
+        paintings.painted("no-such-family", 1, 0, 64, None)
