@@ -51,4 +51,5 @@ def test_a_damaged_cache_is_painted_again_and_other_arguments_are_other_painting
     paintings.painted("posters", 1, 1, 64, None)
     assert len(list(cache.iterdir())) == 2  # another seed: its own folder
     with pytest.raises(FamilyError):
-        paintings.painted("no-such-family", 1, 0, 64, None)
+        paintings.painted("../../no-such-family", 1, 0, 64, None)
+    assert len(list(cache.iterdir())) == 2 and [p.name for p in cache.parent.iterdir()] == ["paintings"]  # nothing outside

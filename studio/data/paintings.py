@@ -1,6 +1,6 @@
 """Demo paintings, painted once per machine: ~10 s of CPU that every new workspace (each first start, each visitor of
 a shared studio) would otherwise spend again on the same pixels. Kept in memory and in the studio's cache folder,
-under the painters' own source hash, so a change to a painter paints afresh."""
+keyed by the arguments and the painters' own source, so a change to a painter paints afresh."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ Painting = tuple[str, str, Image.Image]  # (label, file name, image), as familie
 @functools.lru_cache(maxsize=2)
 def painted(family: str, per_class: int, seed: int, size: int, split: str | None) -> tuple[Painting, ...]:
     """What `families.family_images` paints for these arguments (a bad family or split raises its error)."""
-    key = f"{family}-{per_class}-{seed}-{size}-{split or 'all'}-{_painters_hash()}"
+    # The folder is named by a digest, never by the arguments themselves: a family name is no path.
+    key = hashlib.sha256(json.dumps([family, per_class, seed, size, split, _painters_hash()]).encode()).hexdigest()[:32]
     folder = cache_root() / "paintings" / key
     try:
         return _read(folder)
