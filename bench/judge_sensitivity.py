@@ -13,7 +13,6 @@ Not a test: nothing here trains a model, but the judge CNN trains once per measu
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
