@@ -76,6 +76,13 @@ def autocast(device: torch.device, precision: str) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def adam(params, device: torch.device, **kwargs) -> torch.optim.Adam:
+    """Adam as the hot loops use it: fused (one kernel for all parameters) where torch has that kernel.
+
+    On the 2-core CPU the cGAN's two optimiser steps took 2.2-4.3 ms a training step unfused, 0.5 ms fused."""
+    return torch.optim.Adam(params, fused=torch.device(device).type in ("cpu", "cuda"), **kwargs)
+
+
 def parse_cpu_max(text: str) -> int | None:
     """The whole cores a cgroup v2 cpu.max grants ("150000 100000" -> 2, rounded up), or None when unbounded or unreadable."""
     fields = text.split()

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from studio.devices import PRECISIONS, autocast, resolve_precision
+from studio.devices import PRECISIONS, adam, autocast, resolve_precision
 from studio.errors import UserError
 from studio.methods import Method
 from studio.methods.bsa import BSAAdapter
@@ -279,7 +279,7 @@ class PromptGuide:
                                     f"give one mix value, or {len(target.mix_names)}, not {len(values)}.")
                 self.fixed_mix = torch.tensor(values * (len(target.mix_names) // len(values)), device=device)
         self.ema = {k: v.detach().clone() for k, v in self.params.items()}
-        self.opt = torch.optim.Adam(self.params.values(), lr=cfg.lr)
+        self.opt = adam(self.params.values(), device, lr=cfg.lr)
         self.scores: list[float] = []
         self.frames: list[torch.Tensor] = []
 

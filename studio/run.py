@@ -424,5 +424,10 @@ def load_optimizer_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.
         if name.startswith(prefix + "/"):
             index, key = name[len(prefix) + 1:].split("/", 1)
             state.setdefault(int(index), {})[key] = value
+    params = [p for group in opt.param_groups for p in group["params"]]
+    for index, entries in state.items():  # in the parameter's memory layout: a fused step reads both as one layout
+        for key, value in entries.items():
+            if value.shape == params[index].shape and value.dim() > 0:
+                entries[key] = torch.empty_like(params[index], dtype=value.dtype).copy_(value)
     state_dict["state"] = state
     opt.load_state_dict(state_dict)

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from studio.devices import PRECISIONS, autocast, resolve_precision
+from studio.devices import PRECISIONS, adam, autocast, resolve_precision
 from studio.errors import UserError
 from studio.methods import Method, class_indices, slerp
 from studio.models.adaptable import AdaptableLayer, scale_shift, tensor_fingerprint
@@ -438,7 +438,7 @@ class BSATrainer:
         self.adapter.train_labels.copy_(labels)
         self.images, self.labels = images.to(self.device), labels.to(self.device)
         self.perceptual = perceptual
-        self.opt = torch.optim.Adam(self.adapter.param_groups(cfg.lr))
+        self.opt = adam(self.adapter.param_groups(cfg.lr), self.device)
         self.gen = torch.Generator().manual_seed(cfg.seed)  # all training randomness: batches, noise, EMD samples
         preview_gen = torch.Generator().manual_seed(cfg.seed + 1)
         self.preview_z = sample_latents(8, self.adapter.z_dim, cfg.preview_truncation, preview_gen)

@@ -19,7 +19,7 @@ from torch import nn
 
 from studio.data.augment import diff_augment, parse_policy
 from studio import distributed
-from studio.devices import PRECISIONS, autocast, resolve_precision
+from studio.devices import PRECISIONS, adam, autocast, resolve_precision
 from studio.errors import UserError
 from studio.methods import Method, class_indices, slerp
 from studio.models import CGAN_ARCHITECTURES, cgan_architecture
@@ -231,8 +231,8 @@ class CGANTrainer:
             module.to(memory_format=cfg.memory_format)
         self.images = images.to(self.device).contiguous(memory_format=cfg.memory_format)
         self.labels = labels.to(self.device)
-        self.opt_g = torch.optim.Adam(self.g.parameters(), lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
-        self.opt_d = torch.optim.Adam(self.d.parameters(), lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
+        self.opt_g = adam(self.g.parameters(), self.device, lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
+        self.opt_d = adam(self.d.parameters(), self.device, lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
         self.policy = parse_policy(cfg.augment)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         # Several processes (studio.distributed): `gen` stays identical in all of them, so they draw the same global
