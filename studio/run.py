@@ -419,15 +419,14 @@ def optimizer_tensors(opt: torch.optim.Optimizer, prefix: str) -> dict[str, torc
 
 def load_optimizer_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str) -> None:
     state_dict = opt.state_dict()
+    params = [p for group in opt.param_groups for p in group["params"]]
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in tensors.items():
         if name.startswith(prefix + "/"):
             index, key = name[len(prefix) + 1:].split("/", 1)
+            param = params[int(index)]
+            if value.dim() > 0 and value.shape == param.shape:  # in its parameter's memory layout: a fused step needs it
+                value = torch.empty_like(param, dtype=value.dtype).copy_(value)
             state.setdefault(int(index), {})[key] = value
-    params = [p for group in opt.param_groups for p in group["params"]]
-    for index, entries in state.items():  # in the parameter's memory layout: a fused step reads both as one layout
-        for key, value in entries.items():
-            if value.shape == params[index].shape and value.dim() > 0:
-                entries[key] = torch.empty_like(params[index], dtype=value.dtype).copy_(value)
     state_dict["state"] = state
     opt.load_state_dict(state_dict)
