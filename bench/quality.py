@@ -1,7 +1,8 @@
 """Benchmark: what a cGAN recipe makes in a fixed wall-time budget, judged on held-out images of several datasets.
 
     python bench/quality.py [--datasets demo horizons textures posters ornaments] [--archs light fastgan]
-                            [--budget-s 300] [--per-class 40] [--threads 2] [--set KEY=VALUE …] [--out docs/quality]
+                            [--budget-s 300] [--per-class 40] [--threads 2] [--eval-seeds 4] [--set KEY=VALUE …]
+                            [--out docs/quality]
 
 For each dataset family (studio/data/families.py) and architecture: paint `per-class` training images and as
 many held-out ones per class (disjoint seeds), import the training half through the studio's import pipeline,
@@ -10,6 +11,7 @@ samples against the held-out half: class fidelity (a judge CNN trained on the tr
 and density/coverage (means over classes), KID, and the spread ratio (samples' mean pairwise distance / real
 images'), all in that judge's features, where held-out images and samples are equally unseen. The pseudo-arch
 `real` draws its "samples" from the training half: what real images score, the ceiling of each column.
+Each score is a mean over --eval-seeds evaluation seeds (fresh samples and judge each), recall with its spread.
 Writes a markdown table, JSON and one sample grid per cell (rows = classes) under --out.
 
 Not a test: numbers depend on the machine and on what else runs on it; the budget is wall time.
@@ -38,6 +40,7 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config or loop overrides, e.g. lecam=0.1")
     p.add_argument("--samples", type=int, default=120, help="samples per cell, split over the classes")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--eval-seeds", type=int, default=4, help="evaluation seeds a cell's scores are averaged over")
     p.add_argument("--out", type=Path, default=Path("docs/quality"))
     p.add_argument("--tag", default="", help="suffix of the output files (to keep several sweeps)")
     args = p.parse_args()
@@ -127,11 +130,32 @@ class RealSampler:
         return torch.cat([self.sample(per_class, label=c, seed=seed) for c in self.classes])
 
 
+SCORES = ("judge_heldout_accuracy", "fidelity", "precision", "recall", "density", "coverage", "kid_x1000",
+          "kid_err_x1000", "spread")
+
+
 def measure(ws, family: str, arch: str, sampler, args: argparse.Namespace, *, steps: int, seconds: float,
             config: dict) -> dict:
+    """The scores of one cell, averaged over `args.eval_seeds` evaluation seeds from `args.seed` (each draws its own
+    samples and trains its own judge); `recall_sd` is recall's spread across them. With 40 held-out images a class,
+    one seed's recall moved by up to ±0.17 on the same generator (docs/quality.md, "An eighth round")."""
+    from studio.data.augment import image_grid
+
+    runs = [_measure_once(ws, sampler, args.samples, seed) for seed in range(args.seed, args.seed + args.eval_seeds)]
+    mean = {k: round(sum(r[k] for r in runs) / len(runs), 4) for k in SCORES}
+    per_class = {m: {c: round(sum(r["per_class"][m][c] for r in runs) / len(runs), 4) for c in runs[0]["per_class"][m]}
+                 for m in ("fidelity", "precision", "recall")}
+    recalls = [r["recall"] for r in runs]
+    recall_sd = (sum((x - mean["recall"]) ** 2 for x in recalls) / max(1, len(recalls) - 1)) ** 0.5
+    grid_path = args.out / f"{family}-{arch}{'-' + args.tag if args.tag else ''}.png"
+    image_grid(sampler.grid(8, seed=args.seed + 7).float().cpu(), nrow=8).save(grid_path)
+    return {"dataset": family, "arch": arch, "steps": steps, "train_s": round(seconds, 1), "config": config, **mean,
+            "recall_sd": round(recall_sd, 4), "eval_seeds": len(runs), "per_class": per_class, "grid": grid_path.name}
+
+
+def _measure_once(ws, sampler, n_samples: int, seed: int) -> dict:
     import torch
 
-    from studio.data.augment import image_grid
     from studio.data.dataset import Dataset
     from studio.metrics import evaluate_sampler, sample_by_class, train_classifier
     from studio.quality import kernel_inception_distance
@@ -139,31 +163,29 @@ def measure(ws, family: str, arch: str, sampler, args: argparse.Namespace, *, st
     resolution = sampler.grid(1)[0].shape[-1]
     train_images, train_labels, classes = Dataset.open(ws, "train").load_tensors(resolution)
     images, labels, _ = Dataset.open(ws, "heldout").load_tensors(resolution)
-    samples = sample_by_class(sampler, args.samples, args.seed)
-    judge = train_classifier(train_images, train_labels, len(classes), seed=args.seed)
-    report = evaluate_sampler(sampler, images, labels, classes, n=args.samples, seed=args.seed, classifier=judge,
+    samples = sample_by_class(sampler, n_samples, seed)
+    judge = train_classifier(train_images, train_labels, len(classes), seed=seed)
+    report = evaluate_sampler(sampler, images, labels, classes, n=n_samples, seed=seed, classifier=judge,
                               samples=samples)
     kid, kid_err = kernel_inception_distance(judge.embed(images.float()).cpu(),
                                              judge.embed(torch.cat(list(samples.values()))).cpu())
-    grid_path = args.out / f"{family}-{arch}{'-' + args.tag if args.tag else ''}.png"
-    image_grid(sampler.grid(8, seed=args.seed + 7).float().cpu(), nrow=8).save(grid_path)
-    return {"dataset": family, "arch": arch, "steps": steps, "train_s": round(seconds, 1), "config": config,
-            "judge_heldout_accuracy": report["classifier"]["heldout_accuracy"],
+    return {"judge_heldout_accuracy": report["classifier"]["heldout_accuracy"],
             "fidelity": report["fidelity"]["mean"], "precision": report["precision"]["mean"],
             "recall": report["recall"]["mean"], "density": report["density"]["mean"],
-            "coverage": report["coverage"]["mean"], "kid_x1000": round(1000 * kid, 2), "kid_err_x1000": round(1000 * kid_err, 2),
-            "spread": report["diversity"]["mean_ratio"], "per_class": {m: report[m] for m in ("fidelity", "precision", "recall")},
-            "grid": grid_path.name}
+            "coverage": report["coverage"]["mean"], "kid_x1000": 1000 * kid, "kid_err_x1000": 1000 * kid_err,
+            "spread": report["diversity"]["mean_ratio"],
+            "per_class": {m: {c: v for c, v in report[m].items() if c not in ("mean", "pooled")}
+                          for m in ("fidelity", "precision", "recall")}}
 
 
 def format_row(r: dict) -> str:
     return (f"{r['dataset']:10} {r['arch']:8} {r['steps']:6d} steps  fidelity {r['fidelity']:.2f}  precision {r['precision']:.2f}  "
-            f"recall {r['recall']:.2f}  density {r['density']:.2f}  coverage {r['coverage']:.2f}  KID×10³ {r['kid_x1000']:.1f}  "
+            f"recall {r['recall']:.2f} ± {r['recall_sd']:.2f}  density {r['density']:.2f}  coverage {r['coverage']:.2f}  KID×10³ {r['kid_x1000']:.1f}  "
             f"spread {r['spread']:.2f}")
 
 
 def markdown_row(r: dict) -> str:
-    return (f"| {r['dataset']} | {r['arch']} | {r['steps']} | {r['fidelity']:.2f} | {r['precision']:.2f} | {r['recall']:.2f} | "
+    return (f"| {r['dataset']} | {r['arch']} | {r['steps']} | {r['fidelity']:.2f} | {r['precision']:.2f} | {r['recall']:.2f} ± {r['recall_sd']:.2f} | "
             f"{r['density']:.2f} | {r['coverage']:.2f} | {r['kid_x1000']:.1f} ± {r['kid_err_x1000']:.1f} | {r['spread']:.2f} | "
             f"[grid]({r['grid']}) |")
 
