@@ -311,3 +311,18 @@ def test_the_finest_blocks_film_reads_the_latent_so_it_can_vary_colour_within_a_
         varied = g(z, y)
         g.blocks[-1].film.weight[:, arch.embed_dim:].zero_()
         assert not torch.allclose(varied, g(z, y), atol=1e-3)
+
+
+def test_a_mode_seeking_cap_stops_the_push_where_two_training_images_of_the_class_differ():
+    from studio.methods.cgan import class_pixel_spread
+
+    images, labels = _data()
+    caps = class_pixel_spread(images, labels, 4)
+    x = images[labels == 0].flatten(1)
+    pairs = [(x[i] - x[j]).abs().mean() for i in range(len(x)) for j in range(len(x)) if i != j]
+    assert caps[0] == pytest.approx(float(sum(pairs) / len(pairs)), rel=1e-5)
+    assert caps[3] == math.inf  # no images: nothing to cap at
+    # A cap far below what the samples differ by holds the term at its ceiling, whatever G draws.
+    assert _trainer(mode_seeking_cap=1e-9).train_step(0)["mode_seeking"] == pytest.approx(1e5, rel=1e-3)
+    assert _trainer().train_step(0)["mode_seeking"] < 1e3
+    assert _trainer(mode_seeking_cap=1e-9).ms_cap[0] == pytest.approx(1e-9 * caps[0] * math.pi ** 0.5 / 2)

@@ -11,6 +11,7 @@ parent run, the transferred G layers can stay frozen for the first N steps, labe
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -65,6 +66,10 @@ class CGANConfig:
                                     "was asked for: classes keep their own colours and shapes (0 = off)")
     mode_seeking: float = option(1.0, label="Mode seeking", min=0, max=100,  # MSGAN (Mao et al. 2019)
                                  help="rewards different images for different latents; guards against collapse")
+    mode_seeking_cap: float = option(0.0, label="Mode seeking cap", min=0, max=10,
+                                     help="push two samples of a class apart only until they differ as much as two of "
+                                          "its training images do, times this (fewer near-black or washed-out "
+                                          "samples; 0 = no cap)")
     z_dim: int = option(128, label="Latent size", min=1, max=4096)
     embed_dim: int = option(128, label="Class embedding size", min=1, max=4096)
     g_convs: int = option(2, label="Convolutions per block", min=1, max=2,
@@ -247,6 +252,10 @@ class CGANTrainer:
         self.ada_p = torch.tensor(0.0 if cfg.ada_target > 0 else 1.0)  # probability that an image is augmented
         self.ada_signs = torch.tensor(0.0)                              # sum of sign(D(real)) since the last adjustment
         self.lecam_ema = torch.zeros(2)                                 # moving means of D(real), D(fake)
+        # Mode seeking rewards pixel difference without end, and the cheapest difference is global brightness: capped,
+        # the push stops where two training images of the class differ (per latent distance, E|z1 - z2| = 2/√π).
+        self.ms_cap = cfg.mode_seeking_cap * class_pixel_spread(self.images, self.labels, len(classes)) * math.pi ** 0.5 / 2 \
+            if cfg.mode_seeking_cap > 0 else None
         per_class = max(2, min(8, 48 // len(classes)))  # columns of the preview grid: enough seeds to see variety
         self.preview_z = torch.randn(per_class, arch.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 1))
 
@@ -364,6 +373,8 @@ class CGANTrainer:
             losses["class_fake"] = ce_fake.detach()
         if cfg.mode_seeking > 0 and half > 0:
             spread = (fake[:half] - fake[half:2 * half]).abs().mean(dim=(1, 2, 3)) / (z[:half] - z[half:2 * half]).abs().mean(dim=1)
+            if self.ms_cap is not None:
+                spread = torch.minimum(spread, self.ms_cap[y[:half]])
             loss_ms = 1 / (spread.mean() + 1e-5)
             loss_g = loss_g + cfg.mode_seeking * loss_ms
             losses["mode_seeking"] = loss_ms.detach()
@@ -421,6 +432,17 @@ class CGANTrainer:
     def checkpoint_meta(self) -> dict[str, Any]:
         return {**self.meta, "method": "cgan", "config": asdict(self.cfg), "classes": self.classes,
                 "resolution": self.cfg.resolution, "n_images": len(self.images)}
+
+
+def class_pixel_spread(images: torch.Tensor, labels: torch.Tensor, n_classes: int, most: int = 64) -> torch.Tensor:
+    """Per class, the mean per-pixel L1 distance between two different training images (of the first `most`);
+    infinite for a class with fewer than two images (nothing to measure, so no cap)."""
+    out = torch.full((n_classes,), math.inf, device=images.device)
+    for c in range(n_classes):
+        x = images[labels == c][:most].float().flatten(1)
+        if len(x) > 1:
+            out[c] = torch.cdist(x, x, p=1).sum() / (len(x) * (len(x) - 1) * x.shape[1])
+    return out
 
 
 def build_trainer(cfg: CGANConfig, dataset, *, device: str | torch.device, meta: dict, ws) -> CGANTrainer:
