@@ -9,7 +9,8 @@ many held-out ones per class (disjoint seeds), import the training half through 
 train `python -m studio train cgan`'s default recipe (plus --set overrides) for the budget, then measure the
 samples against the held-out half: class fidelity (a judge CNN trained on the training half), k-NN precision/recall
 and density/coverage (means over classes), KID, and the spread ratio (samples' mean pairwise distance / real
-images'), all in that judge's features, where held-out images and samples are equally unseen. The pseudo-arch
+images'), all in that judge's features, where held-out images and samples are equally unseen; printed and in the
+JSON also the brightness spread (of the images' mean brightness, samples / real; studio.metrics). The pseudo-arch
 `real` draws its "samples" from the training half: what real images score, the ceiling of each column.
 Each score is a mean over --eval-seeds evaluation seeds (fresh samples and judge each), recall with its spread.
 Writes a markdown table, JSON and one sample grid per cell (rows = classes) under --out.
@@ -131,7 +132,7 @@ class RealSampler:
 
 
 SCORES = ("judge_heldout_accuracy", "fidelity", "precision", "recall", "density", "coverage", "kid_x1000",
-          "kid_err_x1000", "spread")
+          "kid_err_x1000", "spread", "brightness")
 
 
 def measure(ws, family: str, arch: str, sampler, args: argparse.Namespace, *, steps: int, seconds: float,
@@ -173,7 +174,7 @@ def _measure_once(ws, sampler, n_samples: int, seed: int) -> dict:
             "fidelity": report["fidelity"]["mean"], "precision": report["precision"]["mean"],
             "recall": report["recall"]["mean"], "density": report["density"]["mean"],
             "coverage": report["coverage"]["mean"], "kid_x1000": 1000 * kid, "kid_err_x1000": 1000 * kid_err,
-            "spread": report["diversity"]["mean_ratio"],
+            "spread": report["diversity"]["mean_ratio"], "brightness": report["diversity"]["mean_brightness_ratio"],
             "per_class": {m: {c: v for c, v in report[m].items() if c not in ("mean", "pooled")}
                           for m in ("fidelity", "precision", "recall")}}
 
@@ -181,7 +182,7 @@ def _measure_once(ws, sampler, n_samples: int, seed: int) -> dict:
 def format_row(r: dict) -> str:
     return (f"{r['dataset']:10} {r['arch']:8} {r['steps']:6d} steps  fidelity {r['fidelity']:.2f}  precision {r['precision']:.2f}  "
             f"recall {r['recall']:.2f} ± {r['recall_sd']:.2f}  density {r['density']:.2f}  coverage {r['coverage']:.2f}  KID×10³ {r['kid_x1000']:.1f}  "
-            f"spread {r['spread']:.2f}")
+            f"spread {r['spread']:.2f}  brightness spread {r['brightness']:.2f}")
 
 
 def markdown_row(r: dict) -> str:

@@ -2,7 +2,9 @@
 
     fidelity   share of class-c samples a judge classifier assigns to c (chance = 1/classes)
     diversity  mean pairwise distance within a class's samples / the same on its real images
-               (mode collapse shows as a ratio well below 1, e.g. < 0.5); in feature and pixel space
+               (mode collapse shows as a ratio well below 1, e.g. < 0.5); in feature and pixel space;
+               and the spread of the images' mean brightness, samples / real (well above 1: some
+               samples are far darker or lighter than any real image of the class)
     precision  share of samples inside the real manifold (realism)             Kynkäänniemi et al.
     recall     share of real images inside the generated manifold (coverage)   2019, k-NN balls, k=3
     density, coverage   Naeem et al. 2020: the same balls, robust to one outlying real image whose
@@ -211,6 +213,11 @@ def pixel_vectors(images: torch.Tensor) -> torch.Tensor:
     return x.flatten(1) / math.sqrt(x[0].numel())
 
 
+def brightness_spread(images: torch.Tensor) -> float | None:
+    """Standard deviation of the images' mean brightness (None for fewer than two images)."""
+    return float(images.float().mean(dim=(1, 2, 3)).std()) if len(images) > 1 else None
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
@@ -318,11 +325,13 @@ def evaluate_sampler(sampler: Sampler, images: torch.Tensor, labels: torch.Tenso
         p_fake = mean_pairwise_distance(pixel_vectors(samples[c]))
         p_real = mean_pairwise_distance(pixel_vectors(images[labels == i]))
         diversity[c] = {"samples": _r(d_fake), "real": _r(d_real), "ratio": _r(_ratio(d_fake, d_real)),
-                        "pixel_samples": _r(p_fake), "pixel_real": _r(p_real), "pixel_ratio": _r(_ratio(p_fake, p_real))}
+                        "pixel_samples": _r(p_fake), "pixel_real": _r(p_real), "pixel_ratio": _r(_ratio(p_fake, p_real)),
+                        "brightness_ratio": _r(_ratio(brightness_spread(samples[c]), brightness_spread(images[labels == i])))}
         for m, v in knn_metrics(rf, ff).items():
             knn[m][c] = _r(v)
     diversity["mean_ratio"] = mean([diversity[c]["ratio"] for c in wanted])
     diversity["mean_pixel_ratio"] = mean([diversity[c]["pixel_ratio"] for c in wanted])
+    diversity["mean_brightness_ratio"] = mean([diversity[c]["brightness_ratio"] for c in wanted])
     # "mean" averages the per-class figures (what a conditional model is asked for); "pooled"
     # ignores labels, as an unconditional evaluation would (a class mix-up goes unnoticed there).
     pooled = knn_metrics(real_feats, torch.cat(list(fake_feats.values())))

@@ -71,6 +71,7 @@ def test_unseen_real_images_score_as_real(demo):
     assert r["precision"]["mean"] > 0.7 and r["recall"]["mean"] > 0.7
     assert r["density"]["mean"] > 0.6 and r["coverage"]["mean"] > 0.5  # 10 samples cannot reach all 20 balls
     assert 0.75 < r["diversity"]["mean_ratio"] < 1.33 and 0.75 < r["diversity"]["mean_pixel_ratio"] < 1.33
+    assert 0.6 < r["diversity"]["mean_brightness_ratio"] < 1.6
     json.dumps(r)  # JSON-able
 
 
@@ -175,3 +176,14 @@ def test_evaluate_offers_every_feature_network_the_judge_included(tmp_path, monk
     for name in FEATURE_NETS:
         assert main(["--workspace", str(tmp_path), "evaluate", "--run", "r", "--features", name, "--json"]) == 0
     assert asked == list(FEATURE_NETS) and "judge" in asked
+
+
+def test_samples_far_darker_or_lighter_than_the_real_ones_show_in_the_brightness_ratio(demo):
+    # Half of each class's real images pushed to near-black, half to near-white: what the default cGAN's latent did
+    # to some samples before mode_seeking_cap (docs/quality.md, "An eighth round").
+    extremes = {c: pool.float().clone() for c, pool in demo[2].items()}
+    for pool in extremes.values():
+        pool[::2] = pool[::2] * 0.2 - 0.8
+        pool[1::2] = pool[1::2] * 0.2 + 0.8
+    r = evaluate(demo, PoolSampler(extremes))
+    assert r["diversity"]["mean_brightness_ratio"] > 2
