@@ -138,8 +138,8 @@ SCORES = ("judge_heldout_accuracy", "fidelity", "precision", "recall", "density"
 def measure(ws, family: str, arch: str, sampler, args: argparse.Namespace, *, steps: int, seconds: float,
             config: dict) -> dict:
     """The scores of one cell, averaged over `args.eval_seeds` evaluation seeds from `args.seed` (each draws its own
-    samples and trains its own judge); `recall_sd` is recall's spread across them. With 40 held-out images a class,
-    one seed's recall moved by up to ±0.17 on the same generator (docs/quality.md, "An eighth round")."""
+    samples and trains its own judge); `recall_sd` is recall's standard deviation across them, up to 0.17 on one
+    generator with 40 held-out images a class (docs/quality.md, "An eighth round")."""
     from studio.data.augment import image_grid
 
     runs = [_measure_once(ws, sampler, args.samples, seed) for seed in range(args.seed, args.seed + args.eval_seeds)]
