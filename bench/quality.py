@@ -140,30 +140,33 @@ def measure(ws, family: str, arch: str, sampler, args: argparse.Namespace, *, st
     """The scores of one cell, averaged over `args.eval_seeds` evaluation seeds from `args.seed` (each draws its own
     samples and trains its own judge); `recall_sd` is recall's standard deviation across them, up to 0.17 on one
     generator with 40 held-out images a class (docs/quality.md, "An eighth round")."""
-    from studio.data.augment import image_grid
+    from statistics import fmean, stdev
 
-    runs = [_measure_once(ws, sampler, args.samples, seed) for seed in range(args.seed, args.seed + args.eval_seeds)]
-    mean = {k: round(sum(r[k] for r in runs) / len(runs), 4) for k in SCORES}
-    per_class = {m: {c: round(sum(r["per_class"][m][c] for r in runs) / len(runs), 4) for c in runs[0]["per_class"][m]}
+    from studio.data.augment import image_grid
+    from studio.data.dataset import Dataset
+
+    resolution = sampler.grid(1)[0].shape[-1]
+    train, heldout = (Dataset.open(ws, split).load_tensors(resolution) for split in ("train", "heldout"))
+    runs = [_measure_once(sampler, train, heldout, args.samples, seed)
+            for seed in range(args.seed, args.seed + args.eval_seeds)]
+    mean = {k: round(fmean(r[k] for r in runs), 4) for k in SCORES}
+    per_class = {m: {c: round(fmean(r["per_class"][m][c] for r in runs), 4) for c in runs[0]["per_class"][m]}
                  for m in ("fidelity", "precision", "recall")}
-    recalls = [r["recall"] for r in runs]
-    recall_sd = (sum((x - mean["recall"]) ** 2 for x in recalls) / max(1, len(recalls) - 1)) ** 0.5
+    recall_sd = stdev(r["recall"] for r in runs) if len(runs) > 1 else 0.0
     grid_path = args.out / f"{family}-{arch}{'-' + args.tag if args.tag else ''}.png"
     image_grid(sampler.grid(8, seed=args.seed + 7).float().cpu(), nrow=8).save(grid_path)
     return {"dataset": family, "arch": arch, "steps": steps, "train_s": round(seconds, 1), "config": config, **mean,
             "recall_sd": round(recall_sd, 4), "eval_seeds": len(runs), "per_class": per_class, "grid": grid_path.name}
 
 
-def _measure_once(ws, sampler, n_samples: int, seed: int) -> dict:
+def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: int) -> dict:
+    """One evaluation seed's scores; `train` and `heldout` are the splits' (images, labels, classes)."""
     import torch
 
-    from studio.data.dataset import Dataset
     from studio.metrics import evaluate_sampler, sample_by_class, train_classifier
     from studio.quality import kernel_inception_distance
 
-    resolution = sampler.grid(1)[0].shape[-1]
-    train_images, train_labels, classes = Dataset.open(ws, "train").load_tensors(resolution)
-    images, labels, _ = Dataset.open(ws, "heldout").load_tensors(resolution)
+    (train_images, train_labels, classes), (images, labels, _) = train, heldout
     samples = sample_by_class(sampler, n_samples, seed)
     judge = train_classifier(train_images, train_labels, len(classes), seed=seed)
     report = evaluate_sampler(sampler, images, labels, classes, n=n_samples, seed=seed, classifier=judge,
