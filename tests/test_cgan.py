@@ -283,14 +283,16 @@ def test_the_class_loss_teaches_d_to_name_each_class_and_g_to_draw_the_one_asked
     assert "class_real" not in off and "class_fake" not in off
 
 
-def test_a_run_saved_before_two_convs_a_block_the_class_loss_and_latent_film_still_loads_and_resumes():
-    old = _trainer(g_convs=1, class_loss=0.0, latent_film=0)
+def test_a_run_saved_before_two_convs_a_block_the_class_loss_latent_film_and_the_cap_still_loads_and_resumes():
+    old = _trainer(g_convs=1, class_loss=0.0, latent_film=0, mode_seeking_cap=0.0)
     old.train_step(0)
-    saved_config = {k: v for k, v in vars(old.cfg).items() if k not in ("g_convs", "class_loss", "latent_film")}
+    saved_config = {k: v for k, v in vars(old.cfg).items()
+                    if k not in ("g_convs", "class_loss", "latent_film", "mode_seeking_cap")}
     saved = {k: v for k, v in old.state_tensors().items() if not k.startswith("d/classify.")}
     cfg = CGANConfig.from_dict(saved_config)
     assert cfg.g_convs == 1 and CGANConfig.from_dict({}).g_convs == 2
     assert cfg.latent_film == 0 and CGANConfig.from_dict({}).latent_film == 1
+    assert cfg.mode_seeking_cap == 0 and CGANConfig.from_dict({}).mode_seeking_cap == 1  # resumes as it was trained
     images, labels = _data()
     again = CGANTrainer(cfg, images, labels, ["a", "b", "c"])
     again.load_state_tensors(saved)
@@ -324,5 +326,5 @@ def test_a_mode_seeking_cap_stops_the_push_where_two_training_images_of_the_clas
     assert caps[3] == math.inf  # no images: nothing to cap at
     # A cap far below what the samples differ by holds the term at its ceiling, whatever G draws.
     assert _trainer(mode_seeking_cap=1e-9).train_step(0)["mode_seeking"] == pytest.approx(1e5, rel=1e-3)
-    assert _trainer().train_step(0)["mode_seeking"] < 1e3
+    assert _trainer(mode_seeking_cap=0.0).train_step(0)["mode_seeking"] < 1e3
     assert _trainer(mode_seeking_cap=1e-9).ms_cap[0] == pytest.approx(1e-9 * caps[0] * math.pi ** 0.5 / 2)
