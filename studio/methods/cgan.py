@@ -66,8 +66,8 @@ class CGANConfig:
                                     "was asked for: classes keep their own colours and shapes (0 = off)")
     mode_seeking: float = option(1.0, label="Mode seeking", min=0, max=100,  # MSGAN (Mao et al. 2019)
                                  help="rewards different images for different latents; guards against collapse")
-    # On by default: brightness spread 1.9-2.4× the real images' without it, 1.3-1.7× with it, at equal or better
-    # fidelity, precision and recall on the five datasets (docs/quality.md, "An eighth round").
+    # On by default: the samples' brightness spread 1.9-2.4× the real images' without it, 1.2-1.7× with it, recall and
+    # precision up or level on all five datasets (docs/quality.md: the cpu-32 table, "An eighth round").
     mode_seeking_cap: float = option(1.0, label="Mode seeking cap", min=0, max=10,
                                      help="push two samples of a class apart only until they differ as much as two of "
                                           "its training images do, times this (fewer near-black or washed-out "
@@ -128,7 +128,7 @@ class CGANConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "CGANConfig":
         known = {f.name for f in fields(cls)}
-        if "g_ch" in d:  # a light run saved before a field existed gets the value it was trained with
+        if "g_ch" in d:  # a cGAN run saved before a field existed gets the value it was trained with
             d = {**SAVED_BEFORE, **d}
         return cls(**{k: v for k, v in d.items() if k in known})
 
