@@ -179,8 +179,8 @@ def test_evaluate_offers_every_feature_network_the_judge_included(tmp_path, monk
 
 
 def test_samples_far_darker_or_lighter_than_the_real_ones_show_in_the_brightness_ratio(demo):
-    # Half of each class's real images pushed to near-black, half to near-white: what the default cGAN's latent does
-    # to some of its samples, and mode_seeking_cap curbs (docs/quality.md, "An eighth round").
+    # Half of each class's real images pushed to near-black, half to near-white: what uncapped mode seeking did to some
+    # of the cGAN's samples, and mode_seeking_cap curbs (docs/quality.md, "An eighth round").
     extremes = {c: pool.float().clone() for c, pool in demo[2].items()}
     for pool in extremes.values():
         pool[::2] = pool[::2] * 0.2 - 0.8

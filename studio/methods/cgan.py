@@ -443,7 +443,7 @@ def class_pixel_spread(images: torch.Tensor, labels: torch.Tensor, n_classes: in
     for c in range(n_classes):
         x = images[labels == c][:most].float().flatten(1)
         if len(x) > 1:
-            out[c] = torch.cdist(x, x, p=1).sum() / (len(x) * (len(x) - 1) * x.shape[1])
+            out[c] = torch.pdist(x, p=1).mean() / x.shape[1]
     return out
 
 
