@@ -146,6 +146,10 @@ class BlendedAdapter(BSAAdapter):
         a, b = self.parts
         return torch.cat([a.class_embed, b.class_embed])
 
+    def latent_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = self.parts
+        return tuple(torch.cat(pair) for pair in zip(a.latent_stats(), b.latent_stats()))
+
     def _lerp(self, x: torch.Tensor, y: torch.Tensor, group: str) -> torch.Tensor:
         return torch.lerp(x, y, self.mix[self.mix_names.index(group)].to(x))
 

@@ -186,10 +186,31 @@ def test_two_bsa_runs_of_one_cgan_base_blend(ws):
     a_only = target.render(z, weights, torch.zeros(len(target.mix_names)))
     a_alone, _, _ = load_run_sampler(RunFolder(ws.run_dir("blend-a")), torch.device("cpu"))
     with torch.no_grad():
-        assert torch.allclose(a_only, a_alone.generate(z, torch.tensor([0])), atol=1e-6)
+        assert torch.allclose(a_only, a_alone.mix_classes(z, weights[:, :len(a_alone.classes)]), atol=1e-6)
         b_mixed = target.render(z, weights, torch.ones(len(target.mix_names)))
     assert not torch.equal(a_only, b_mixed)  # B's adaptation (on A's class) changes the image
     a_alone.detach_hooks()
+
+
+def test_without_emd_new_images_are_drawn_around_each_class_s_learned_latents(ws):
+    """Latents no EMD ties to N(0, I) wander from it (norms near 35 on the studio base, N(0, I)'s near 11), and N(0, I)
+    draws made blobs at chance fidelity: new images come from each class's own learned latents instead."""
+    assert _bsa(ws, "free", "run:base-light", iters=4) == "finished"
+    free, _, _ = load_run_sampler(RunFolder(ws.run_dir("free")), torch.device("cpu"))
+    assert free.free_latents  # a studio base's default EMD weight is 0
+    latents, labels = free.latents.detach(), free.train_labels
+    mean, std = free.latent_stats()
+    assert torch.allclose(mean[1], latents[labels == 1].mean(0)) and torch.allclose(std[2], latents[labels == 2].std(0, unbiased=False))
+    with torch.no_grad():
+        at_the_mean = free.generate(mean[1].repeat(2, 1), torch.tensor([1, 1]))
+        assert torch.allclose(free.sample(2, label=free.classes[1], truncation=0.0), at_the_mean, atol=1e-6)
+        z = torch.randn(1, free.z_dim)
+        assert torch.allclose(free.new_latents(z, torch.tensor([2])), mean[2] + std[2] * z)
+    free.detach_hooks()
+    assert _bsa(ws, "tied", "run:base-light", iters=2, emd_weight=0.1) == "finished"
+    tied, _, _ = load_run_sampler(RunFolder(ws.run_dir("tied")), torch.device("cpu"))
+    assert not tied.free_latents and torch.equal(tied.new_latents(z, torch.tensor([2])), z)  # the reference's N(0, I)
+    tied.detach_hooks()
 
 
 studio_base = pytest.mark.skipif(not (CHECKPOINTS_DIR / "studio-base" / "model.safetensors").is_file(),

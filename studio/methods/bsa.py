@@ -237,6 +237,7 @@ class BSAAdapter(nn.Module):
                 self.bn_shift[key] = nn.Parameter(torch.zeros_like(layer.module.offset.weight_orig))
         self._hooks: list = []
         self.truncation = 1.0
+        self.free_latents = False  # set from the run's config: True when no EMD ties the latents to N(0, I)
 
     @property
     def model(self) -> nn.Module:
@@ -316,8 +317,38 @@ class BSAAdapter(nn.Module):
         return self.view.render(z, class_mix @ self.class_embed, self.truncation)
 
     def mix_classes(self, z: torch.Tensor, class_weights: torch.Tensor) -> torch.Tensor:
-        """Images from latents z [B, z_dim] and class weights [B, n_classes]; differentiable (guidance steers it)."""
-        return self.generate(z, class_mix=class_weights)
+        """Images from noise z [B, z_dim] and class weights [B, n_classes]; differentiable (guidance steers it)."""
+        return self.generate(self.new_latents(z, class_weights), class_mix=class_weights)
+
+    # -- new images: noise → latents -----------------------------------------------------------
+    def latent_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per class [n_classes, z_dim], the mean and spread of the latents new images are drawn around.
+
+        With EMD the learned latents are tied to N(0, I), so that is where new ones come from (the reference's
+        sampling). Without it they wander (norms near 35 on the studio base where N(0, I)'s are 11) and N(0, I) draws
+        land where the adapter never learned: blobs at chance fidelity (docs/quality.md, "BSA from the studio base").
+        There each class's learned latents give the mean and the per-dimension spread (all latents' spread for a
+        class of one image).
+        """
+        n, dim = len(self.classes), self.latents.shape[1]
+        z = self.latents.detach()
+        if not self.free_latents:
+            return z.new_zeros(n, dim), z.new_ones(n, dim)
+        mean, std = z.new_zeros(n, dim), z.std(0, unbiased=False).repeat(n, 1)
+        for c in range(n):
+            own = z[self.train_labels == c]
+            if len(own):
+                mean[c] = own.mean(0)
+            if len(own) > 1:
+                std[c] = own.std(0, unbiased=False)
+        return mean, std
+
+    def new_latents(self, noise: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """Latents for new images of `classes` (indices [B], or weights [B, n_classes]) from noise ~ N(0, t²)."""
+        weights = classes if classes.dim() == 2 else nn.functional.one_hot(classes, len(self.classes))
+        mean, std = (s.to(noise) for s in self.latent_stats())
+        weights = weights.to(noise)
+        return weights @ mean + (weights @ std) * noise
 
     def class_index(self, label: str | None, n: int) -> torch.Tensor:
         return class_indices(self.classes, label, n)
@@ -325,16 +356,17 @@ class BSAAdapter(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, *, label: str | None = None, truncation: float = 0.5, seed: int = 0,
                truncate: bool = False, batch: int = 16) -> torch.Tensor:
-        """n new images from z ~ N(0, t²) (or truncated to ±t), same seed → same images."""
+        """n new images from noise ~ N(0, t²) (or truncated to ±t) made latents (new_latents), same seed → same images."""
         z = sample_latents(n, self.latents.shape[1], truncation, torch.Generator().manual_seed(seed), truncate=truncate)
-        return self._batched(z, self.class_index(label, n), batch)
+        labels = self.class_index(label, n)
+        return self._batched(self.new_latents(z, labels), labels, batch)
 
     @torch.no_grad()
     def grid(self, per_class: int, *, seed: int = 0, truncation: float = 0.5, batch: int = 16) -> torch.Tensor:
         """Rows are classes, columns seeds: the same latent in every row shows what the class alone changes."""
         z = sample_latents(per_class, self.latents.shape[1], truncation, torch.Generator().manual_seed(seed))
         labels = torch.arange(len(self.classes)).repeat_interleave(per_class)
-        return self._batched(z.repeat(len(self.classes), 1), labels, batch)
+        return self._batched(self.new_latents(z.repeat(len(self.classes), 1), labels), labels, batch)
 
     @torch.no_grad()
     def interpolate_classes(self, a: str, b: str, frames: int = 8, *, seed: int = 0, truncation: float = 0.5) -> torch.Tensor:
@@ -343,7 +375,7 @@ class BSAAdapter(nn.Module):
         t = torch.linspace(0, 1, frames, device=self.latents.device)[:, None]
         mix = (1 - t) * nn.functional.one_hot(ia, len(self.classes)).to(t) + t * nn.functional.one_hot(ib, len(self.classes)).to(t)
         z = sample_latents(1, self.latents.shape[1], truncation, torch.Generator().manual_seed(seed)).to(t.device)
-        return self.generate(z.repeat(frames, 1), class_mix=mix)
+        return self.mix_classes(z.repeat(frames, 1), mix)
 
     @torch.no_grad()
     def reconstruct(self, indices: list[int] | None = None, batch: int = 16) -> torch.Tensor:
@@ -369,12 +401,13 @@ class BSAAdapter(nn.Module):
         """Along the arc from the latent `sample(1, seed=a)` draws to that of seed b, in one class (default: the first)."""
         za, zb = (sample_latents(1, self.latents.shape[1], truncation, torch.Generator().manual_seed(s)) for s in (a, b))
         z = slerp(za, zb, torch.linspace(0, 1, frames))
-        return self._batched(z, self.class_index(label or self.classes[0], frames), batch)
+        labels = self.class_index(label or self.classes[0], frames)
+        return self._batched(self.new_latents(z, labels), labels, batch)
 
     @torch.no_grad()
     def sample_base(self, n: int, *, imagenet_class: int, seed: int = 0, truncation: float = 0.5,
                     batch: int = 16) -> torch.Tensor:
-        """The frozen BigGAN alone, as ImageNet class `imagenet_class`, from the latents `sample(n, seed=seed)` uses."""
+        """The frozen BigGAN alone, as ImageNet class `imagenet_class`, from the noise `sample(n, seed=seed)` draws."""
         from studio.models.biggan import one_hot_class
 
         if self.view.kind != "biggan":
@@ -403,7 +436,7 @@ class BSAAdapter(nn.Module):
         cfg = BSAConfig.from_dict(meta["config"])
         adapter = cls(base, n_images=meta["n_images"], classes=meta["classes"], adapt=cfg.adapt)
         adapter.load_state_dict({k[len("adapter/"):]: v for k, v in tensors.items() if k.startswith("adapter/")})
-        adapter.truncation = cfg.bn_truncation
+        adapter.truncation, adapter.free_latents = cfg.bn_truncation, cfg.emd_weight == 0
         return adapter.to(next(iter([*base.parameters(), *base.buffers()])).device)
 
 
@@ -434,7 +467,7 @@ class BSATrainer:
         torch.manual_seed(cfg.seed)
         self.adapter = BSAAdapter(base, n_images=len(images), classes=classes, adapt=cfg.adapt,
                                   class_init=cfg.class_init).to(self.device)
-        self.adapter.truncation = cfg.bn_truncation
+        self.adapter.truncation, self.adapter.free_latents = cfg.bn_truncation, cfg.emd_weight == 0
         self.adapter.train_labels.copy_(labels)
         self.images, self.labels = images.to(self.device), labels.to(self.device)
         self.perceptual = perceptual
@@ -491,7 +524,7 @@ class BSATrainer:
         idx = torch.arange(n, device=self.device)
         recon = self.adapter.generate(self.adapter.latents[idx], self.labels[idx])
         classes = torch.arange(len(self.preview_z), device=self.device) % len(self.adapter.classes)
-        samples = self.adapter.generate(self.preview_z.to(self.device), classes)
+        samples = self.adapter.generate(self.adapter.new_latents(self.preview_z.to(self.device), classes), classes)
         grid = torch.cat([self.images[idx], recon, samples[: 2 * n] if n < 4 else samples])
         return grid.float().cpu(), n
 
