@@ -146,6 +146,10 @@ class BlendedAdapter(BSAAdapter):
         a, b = self.parts
         return torch.cat([a.class_embed, b.class_embed])
 
+    @property
+    def free_latents(self) -> bool:
+        return any(part.free_latents for part in self.parts)
+
     def latent_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = self.parts
         return tuple(torch.cat(pair) for pair in zip(a.latent_stats(), b.latent_stats()))

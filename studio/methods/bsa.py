@@ -345,6 +345,8 @@ class BSAAdapter(nn.Module):
 
     def new_latents(self, noise: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """Latents for new images of `classes` (indices [B], or weights [B, n_classes]) from noise ~ N(0, t²)."""
+        if not self.free_latents:
+            return noise  # EMD tied the learned latents to N(0, I): the noise is the latent, as in the reference
         weights = classes if classes.dim() == 2 else nn.functional.one_hot(classes, len(self.classes))
         mean, std = (s.to(noise) for s in self.latent_stats())
         weights = weights.to(noise)
