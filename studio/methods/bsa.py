@@ -347,9 +347,8 @@ class BSAAdapter(nn.Module):
         """Latents for new images of `classes` (indices [B], or weights [B, n_classes]) from noise ~ N(0, t²)."""
         if not self.free_latents:
             return noise  # EMD tied the learned latents to N(0, I): the noise is the latent, as in the reference
-        weights = classes if classes.dim() == 2 else nn.functional.one_hot(classes, len(self.classes))
+        weights = (classes if classes.dim() == 2 else nn.functional.one_hot(classes, len(self.classes))).to(noise)
         mean, std = (s.to(noise) for s in self.latent_stats())
-        weights = weights.to(noise)
         return weights @ mean + (weights @ std) * noise
 
     def class_index(self, label: str | None, n: int) -> torch.Tensor:
