@@ -43,7 +43,9 @@ class BSAConfig:
     model: str = option("biggan-deep-256", label="Base generator",
                         help="Pretrained generator to adapt: biggan-deep-128/256/512 (a download), a BigGAN folder, or "
                              "tiny; studio-base: the studio's own 32 px generator, shipped, offline (with the other "
-                             "defaults, 1000 steps take under a minute on a CPU: 19 s on one busy core); run:NAME: a cGAN run of this workspace "
+                             "defaults, 1000 steps take under a minute on a CPU: 19 s on one busy core; the images "
+                             "come out as soft colour studies, without their lines and edges); run:NAME: a cGAN run "
+                             "of this workspace "
                              "(light or fastgan). Images are resized to the base's resolution.")
     adapt: str = option("auto", label="What adapts", choices=ADAPT_MODES,
                         help="auto: hyper-bn on a BigGAN, scale-shift on a studio base; hyper-bn: the reference recipe "
