@@ -65,8 +65,9 @@ def main() -> None:
     print("\n".join(table))
 
 
-HEADER = "| dataset | arch | steps | fidelity | precision | recall | density | coverage | KID×10³ | spread | grid |"
-SEPARATOR = "|---|---|---|---|---|---|---|---|---|---|---|"
+HEADER = ("| dataset | arch | steps | fidelity | precision | recall | density | coverage | KID×10³ | spread "
+          "| memorised (features / pixels) | grid |")
+SEPARATOR = "|" + "---|" * HEADER.count(" |")
 
 
 def parse_overrides(pairs: list[str]) -> dict:
@@ -132,7 +133,7 @@ class RealSampler:
 
 
 SCORES = ("judge_heldout_accuracy", "fidelity", "precision", "recall", "density", "coverage", "kid_x1000",
-          "kid_err_x1000", "spread", "brightness")
+          "kid_err_x1000", "spread", "brightness", "memorised", "memorised_pixels")
 
 
 def measure(ws, family: str, arch: str, sampler, args: argparse.Namespace, *, steps: int, seconds: float,
@@ -164,20 +165,25 @@ def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: i
     import torch
 
     from studio.metrics import evaluate_sampler, sample_by_class, train_classifier
-    from studio.quality import kernel_inception_distance
+    from studio.quality import kernel_inception_distance, memorisation
 
     (train_images, train_labels, classes), (images, labels, _) = train, heldout
     samples = sample_by_class(sampler, n_samples, seed)
     judge = train_classifier(train_images, train_labels, len(classes), seed=seed)
     report = evaluate_sampler(sampler, images, labels, classes, n=n_samples, seed=seed, classifier=judge,
                               samples=samples)
-    kid, kid_err = kernel_inception_distance(judge.embed(images.float()).cpu(),
-                                             judge.embed(torch.cat(list(samples.values()))).cpu())
+    fakes = torch.cat(list(samples.values()))
+    with torch.no_grad():
+        kid, kid_err = kernel_inception_distance(judge.embed(images.float()).cpu(), judge.embed(fakes).cpu())
+        # Near-copies of training images (about 5% of fresh images are flagged by chance; studio.quality).
+        mem = memorisation(judge.embed(train_images.float()).cpu(), judge.embed(fakes).cpu(),
+                           train_images.float().flatten(1).cpu(), fakes.float().flatten(1).cpu())
     return {"judge_heldout_accuracy": report["classifier"]["heldout_accuracy"],
             "fidelity": report["fidelity"]["mean"], "precision": report["precision"]["mean"],
             "recall": report["recall"]["mean"], "density": report["density"]["mean"],
             "coverage": report["coverage"]["mean"], "kid_x1000": 1000 * kid, "kid_err_x1000": 1000 * kid_err,
             "spread": report["diversity"]["mean_ratio"], "brightness": report["diversity"]["mean_brightness_ratio"],
+            "memorised": mem["fraction"], "memorised_pixels": mem["pixel"]["fraction"],
             "per_class": {m: {c: v for c, v in report[m].items() if c not in ("mean", "pooled")}
                           for m in ("fidelity", "precision", "recall")}}
 
@@ -185,13 +191,14 @@ def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: i
 def format_row(r: dict) -> str:
     return (f"{r['dataset']:10} {r['arch']:8} {r['steps']:6d} steps  fidelity {r['fidelity']:.2f}  precision {r['precision']:.2f}  "
             f"recall {r['recall']:.2f} ± {r['recall_sd']:.2f}  density {r['density']:.2f}  coverage {r['coverage']:.2f}  KID×10³ {r['kid_x1000']:.1f}  "
-            f"spread {r['spread']:.2f}  brightness spread {r['brightness']:.2f}")
+            f"spread {r['spread']:.2f}  brightness spread {r['brightness']:.2f}  "
+            f"memorised {r['memorised']:.2f}/{r['memorised_pixels']:.2f}")
 
 
 def markdown_row(r: dict) -> str:
     return (f"| {r['dataset']} | {r['arch']} | {r['steps']} | {r['fidelity']:.2f} | {r['precision']:.2f} | {r['recall']:.2f} ± {r['recall_sd']:.2f} | "
             f"{r['density']:.2f} | {r['coverage']:.2f} | {r['kid_x1000']:.1f} ± {r['kid_err_x1000']:.1f} | {r['spread']:.2f} | "
-            f"[grid]({r['grid']}) |")
+            f"{r['memorised']:.2f} / {r['memorised_pixels']:.2f} | [grid]({r['grid']}) |")
 
 
 if __name__ == "__main__":
