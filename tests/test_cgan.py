@@ -283,16 +283,17 @@ def test_the_class_loss_teaches_d_to_name_each_class_and_g_to_draw_the_one_asked
     assert "class_real" not in off and "class_fake" not in off
 
 
-def test_a_run_saved_before_two_convs_a_block_the_class_loss_latent_film_and_the_cap_still_loads_and_resumes():
-    old = _trainer(g_convs=1, class_loss=0.0, latent_film=0, mode_seeking_cap=0.0)
+def test_a_run_saved_before_two_convs_a_block_the_class_loss_latent_film_the_cap_and_anchors_still_loads_and_resumes():
+    old = _trainer(g_convs=1, class_loss=0.0, latent_film=0, mode_seeking_cap=0.0, anchors=0.0)
     old.train_step(0)
     saved_config = {k: v for k, v in vars(old.cfg).items()
-                    if k not in ("g_convs", "class_loss", "latent_film", "mode_seeking_cap")}
+                    if k not in ("g_convs", "class_loss", "latent_film", "mode_seeking_cap", "anchors")}
     saved = {k: v for k, v in old.state_tensors().items() if not k.startswith("d/classify.")}
     cfg = CGANConfig.from_dict(saved_config)
     assert cfg.g_convs == 1 and CGANConfig.from_dict({}).g_convs == 2
     assert cfg.latent_film == 0 and CGANConfig.from_dict({}).latent_film == 1
     assert cfg.mode_seeking_cap == 0 and CGANConfig.from_dict({}).mode_seeking_cap == 1  # resumes as it was trained
+    assert cfg.anchors == 0 and CGANConfig.from_dict({}).anchors > 0
     images, labels = _data()
     again = CGANTrainer(cfg, images, labels, ["a", "b", "c"])
     again.load_state_tensors(saved)
@@ -328,3 +329,20 @@ def test_a_mode_seeking_cap_stops_the_push_where_two_training_images_of_the_clas
     assert _trainer(mode_seeking_cap=1e-9).train_step(0)["mode_seeking"] == pytest.approx(1e5, rel=1e-3)
     assert _trainer(mode_seeking_cap=0.0).train_step(0)["mode_seeking"] < 1e3
     assert _trainer(mode_seeking_cap=1e-9).ms_cap[0] == pytest.approx(1e-9 * caps[0] * math.pi ** 0.5 / 2)
+
+
+def test_anchors_teach_g_to_redraw_each_training_image_from_a_latent_of_its_own_on_n01s_shell():
+    t = _trainer(mode_seeking=0.0, anchors=100.0, lr_g=2e-3)
+
+    def redrawn() -> float:  # every training image against what G draws from its anchor
+        with torch.no_grad():
+            return float((t.g(t.anchors.weight, t.labels) - t.images).abs().mean())
+
+    z0, before = t.anchors.weight.detach().clone(), redrawn()
+    for step in range(60):
+        assert "anchor" in t.train_step(step)
+    assert redrawn() < 0.8 * before
+    assert not torch.equal(z0, t.anchors.weight)
+    norms = t.anchors.weight.norm(dim=1)
+    assert torch.allclose(norms, torch.full_like(norms, t.cfg.z_dim ** 0.5), rtol=1e-4)  # where N(0, I)'s draws lie
+    assert "anchor" not in _trainer(anchors=0.0).train_step(0) and _trainer(anchors=0.0).anchors is None

@@ -31,11 +31,13 @@ from studio.run import load_optimizer_tensors, optimizer_tensors
 LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning", "g_convs", "latent_film")  # CGANArch's, from the config
 # Fields added after runs were saved, with what those runs had: one conv a block, class-only FiLM, uncapped mode seeking.
-SAVED_BEFORE = {"g_convs": 1, "latent_film": 0, "mode_seeking_cap": 0.0}
+SAVED_BEFORE = {"g_convs": 1, "latent_film": 0, "mode_seeking_cap": 0.0, "anchors": 0.0}
 RECON_LOSSES = ("auto", "vgg16", "pixels", "tiny")
 ADA_ADJUST_EVERY = 4     # steps between adjustments of the augmentation probability
 ADA_SPEED_STEPS = 500    # steps for the probability to go from 0 to 1 when D keeps overfitting
 LECAM_DECAY = 0.99       # of the moving averages of D's outputs that LeCam anchors to
+ANCHOR_IMAGES = 8        # training images a step that G redraws from their anchor latents
+ANCHOR_LR = 1e-2         # the anchor latents' Adam rate (GLO's latents move faster than G's weights)
 
 
 @dataclass
@@ -72,6 +74,11 @@ class CGANConfig:
                                      help="push two samples of a class apart only until they differ as much as two of "
                                           "its training images do, times this (fewer near-black or washed-out "
                                           "samples; 0 = no cap)")
+    # GLO (Bojanowski et al. 2018) beside the GAN: the demo's recall 0.71 against 0.43-0.61 (docs/quality.md).
+    anchors: float = option(10.0, label="Anchor weight", min=0, max=1000,
+                            help="each training image gets a latent of its own, learnt with G, from which G must "
+                                 "redraw it (L1, 8 images a step): no training image is left without a latent that "
+                                 "draws it, so samples cover more of each class (0 = off)")
     z_dim: int = option(128, label="Latent size", min=1, max=4096)
     embed_dim: int = option(128, label="Class embedding size", min=1, max=4096)
     g_convs: int = option(2, label="Convolutions per block", min=1, max=2,
@@ -240,6 +247,12 @@ class CGANTrainer:
         self.labels = labels.to(self.device)
         self.opt_g = adam(self.g.parameters(), self.device, lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
         self.opt_d = adam(self.d.parameters(), self.device, lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
+        # One latent per training image (an embedding table: its gradients average across processes as G's do).
+        self.anchors = nn.Embedding.from_pretrained(
+            torch.randn(len(images), arch.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 11)), freeze=False
+        ).to(self.device) if cfg.anchors > 0 else None
+        if self.anchors is not None:
+            self.opt_anchors = torch.optim.Adam(self.anchors.parameters(), lr=ANCHOR_LR, betas=(cfg.beta1, 0.999))
         self.policy = parse_policy(cfg.augment)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         # Several processes (studio.distributed): `gen` stays identical in all of them, so they draw the same global
@@ -317,8 +330,9 @@ class CGANTrainer:
             p.requires_grad_(step >= cfg.freeze_steps)
         idx = torch.randint(len(self.images), (cfg.batch,), generator=self.gen)
         z = torch.randn(cfg.batch, cfg.z_dim, generator=self.gen)
-        mine = slice(self.world.rank * len(idx) // self.world.size, (self.world.rank + 1) * len(idx) // self.world.size)
-        idx, z = idx[mine].to(self.device), z[mine].to(self.device)
+        # The global batch's first images, split like it (at least one a process: every process averages gradients).
+        anchored = self._mine(idx[:max(ANCHOR_IMAGES, self.world.size)]).to(self.device)
+        idx, z = self._mine(idx).to(self.device), self._mine(z).to(self.device)
         real, y = self.images[idx], self.labels[idx]
 
         # 1. Discriminator: hinge loss on augmented real and fake (networks under autocast, losses in fp32).
@@ -380,10 +394,23 @@ class CGANTrainer:
             loss_ms = 1 / (spread.mean() + 1e-5)
             loss_g = loss_g + cfg.mode_seeking * loss_ms
             losses["mode_seeking"] = loss_ms.detach()
+        if self.anchors is not None:
+            with autocast(self.device, self.precision):
+                drawn = self.g(self.anchors(anchored), self.labels[anchored], noise_rng=self.local_gen)
+            anchor = (drawn.float() - self.images[anchored]).abs().mean()
+            loss_g = loss_g + cfg.anchors * anchor
+            losses["anchor"] = anchor.detach()
+            self.opt_anchors.zero_grad(set_to_none=True)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         distributed.average_gradients(self.g)
         self.opt_g.step()
+        if self.anchors is not None:
+            distributed.average_gradients(self.anchors)
+            self.opt_anchors.step()
+            with torch.no_grad():  # back onto N(0, I)'s shell, where G's random latents lie
+                w = self.anchors.weight
+                w.mul_(cfg.z_dim ** 0.5 / w.norm(dim=1, keepdim=True))
         losses["g_loss"] = loss_g.detach()
 
         # 3. EMA of G's weights.
@@ -394,6 +421,11 @@ class CGANTrainer:
         if self.world.size > 1:  # what the global batch scored, as one process would log it
             losses = dict(zip(losses, distributed.mean_across(torch.stack([v.float() for v in losses.values()]))))
         return losses
+
+    def _mine(self, t: torch.Tensor) -> torch.Tensor:
+        """This process's slice of a tensor drawn for the global batch."""
+        n, world = len(t), self.world
+        return t[world.rank * n // world.size:(world.rank + 1) * n // world.size]
 
     @torch.no_grad()
     def preview(self) -> tuple[torch.Tensor, int]:
@@ -408,6 +440,8 @@ class CGANTrainer:
         out = {}
         for prefix, module in (("g", self.g), ("d", self.d), ("g_ema", self.g_ema)):
             out.update({f"{prefix}/{k}": v for k, v in module.state_dict().items()})
+        if self.anchors is not None:
+            out.update({"anchors/z": self.anchors.weight.detach().clone(), **optimizer_tensors(self.opt_anchors, "optim/anchors")})
         return {**out, **optimizer_tensors(self.opt_g, "optim/g"), **optimizer_tensors(self.opt_d, "optim/d"),
                 "rng/train": self.gen.get_state(), **{f"reg/{k}": v.clone() for k, v in self._regulariser_state().items()}}
 
@@ -426,6 +460,10 @@ class CGANTrainer:
                 raise RuntimeError(f"Checkpoint does not fit the {prefix} network: missing {missing}, unexpected {unexpected}")
         load_optimizer_tensors(self.opt_g, tensors, "optim/g")
         load_optimizer_tensors(self.opt_d, tensors, "optim/d")
+        if self.anchors is not None:
+            with torch.no_grad():
+                self.anchors.weight.copy_(tensors["anchors/z"])
+            load_optimizer_tensors(self.opt_anchors, tensors, "optim/anchors")
         self.gen.set_state(tensors["rng/train"])
         for name, value in self._regulariser_state().items():
             if f"reg/{name}" in tensors:  # checkpoints from before the regularisers have none: their defaults hold
