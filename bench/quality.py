@@ -174,9 +174,10 @@ def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: i
                               samples=samples)
     fakes = torch.cat(list(samples.values()))
     with torch.no_grad():
-        kid, kid_err = kernel_inception_distance(judge.embed(images.float()).cpu(), judge.embed(fakes).cpu())
+        fake_feats = judge.embed(fakes).cpu()
+        kid, kid_err = kernel_inception_distance(judge.embed(images.float()).cpu(), fake_feats)
         # Near-copies of training images (about 5% of fresh images are flagged by chance; studio.quality).
-        mem = memorisation(judge.embed(train_images.float()).cpu(), judge.embed(fakes).cpu(),
+        mem = memorisation(judge.embed(train_images.float()).cpu(), fake_feats,
                            train_images.float().flatten(1).cpu(), fakes.float().flatten(1).cpu())
     return {"judge_heldout_accuracy": report["classifier"]["heldout_accuracy"],
             "fidelity": report["fidelity"]["mean"], "precision": report["precision"]["mean"],

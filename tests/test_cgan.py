@@ -345,4 +345,5 @@ def test_anchors_teach_g_to_redraw_each_training_image_from_a_latent_of_its_own_
     assert not torch.equal(z0, t.anchors.weight)
     norms = t.anchors.weight.norm(dim=1)
     assert torch.allclose(norms, torch.full_like(norms, t.cfg.z_dim ** 0.5), rtol=1e-4)  # where N(0, I)'s draws lie
-    assert "anchor" not in _trainer(anchors=0.0).train_step(0) and _trainer(anchors=0.0).anchors is None
+    off = _trainer(anchors=0.0)
+    assert "anchor" not in off.train_step(0) and off.anchors is None

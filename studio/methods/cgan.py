@@ -248,10 +248,10 @@ class CGANTrainer:
         self.opt_g = adam(self.g.parameters(), self.device, lr=cfg.lr_g, betas=(cfg.beta1, 0.999))
         self.opt_d = adam(self.d.parameters(), self.device, lr=cfg.lr_d, betas=(cfg.beta1, 0.999))
         # One latent per training image (an embedding table: its gradients average across processes as G's do).
-        self.anchors = nn.Embedding.from_pretrained(
-            torch.randn(len(images), arch.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 11)), freeze=False
-        ).to(self.device) if cfg.anchors > 0 else None
-        if self.anchors is not None:
+        self.anchors = None
+        if cfg.anchors > 0:
+            self.anchors = nn.Embedding.from_pretrained(torch.randn(
+                len(images), arch.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 11)), freeze=False).to(self.device)
             self.opt_anchors = torch.optim.Adam(self.anchors.parameters(), lr=ANCHOR_LR, betas=(cfg.beta1, 0.999))
         self.policy = parse_policy(cfg.augment)
         self.gen = torch.Generator().manual_seed(cfg.seed)
