@@ -173,8 +173,9 @@ def test_channels_last_computes_what_the_contiguous_baseline_does():
     step 0, 1e-2 by step 14, order 1 by step 40), because GAN training amplifies any difference, as two GPUs would.
     """
     images = torch.rand(24, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    make = lambda layout: CGANTrainer(CGANConfig(g_ch=8, d_ch=8, batch=8, layout=layout, precision="fp32"), images,  # noqa: E731
-                                      torch.arange(24) % 3, ["a", "b", "c"], device="cpu", meta={})
+    # Without matching: noise images are all about equally far from a sample, so rounding alone flips its pairs.
+    make = lambda layout: CGANTrainer(CGANConfig(g_ch=8, d_ch=8, batch=8, layout=layout, precision="fp32", match=0.0),  # noqa: E731
+                                      images, torch.arange(24) % 3, ["a", "b", "c"], device="cpu", meta={})
     plain, fast = make("contiguous"), make("channels_last")
     assert fast.images.is_contiguous(memory_format=torch.channels_last)
     for step in range(10):
@@ -283,17 +284,18 @@ def test_the_class_loss_teaches_d_to_name_each_class_and_g_to_draw_the_one_asked
     assert "class_real" not in off and "class_fake" not in off
 
 
-def test_a_run_saved_before_two_convs_a_block_the_class_loss_latent_film_the_cap_and_anchors_still_loads_and_resumes():
-    old = _trainer(g_convs=1, class_loss=0.0, latent_film=0, mode_seeking_cap=0.0, anchors=0.0)
+def test_a_run_saved_before_two_convs_a_block_the_class_loss_latent_film_the_cap_anchors_and_matching_loads_and_resumes():
+    old = _trainer(g_convs=1, class_loss=0.0, latent_film=0, mode_seeking_cap=0.0, anchors=0.0, match=0.0)
     old.train_step(0)
     saved_config = {k: v for k, v in vars(old.cfg).items()
-                    if k not in ("g_convs", "class_loss", "latent_film", "mode_seeking_cap", "anchors")}
+                    if k not in ("g_convs", "class_loss", "latent_film", "mode_seeking_cap", "anchors", "match")}
     saved = {k: v for k, v in old.state_tensors().items() if not k.startswith("d/classify.")}
     cfg = CGANConfig.from_dict(saved_config)
     assert cfg.g_convs == 1 and CGANConfig.from_dict({}).g_convs == 2
     assert cfg.latent_film == 0 and CGANConfig.from_dict({}).latent_film == 1
     assert cfg.mode_seeking_cap == 0 and CGANConfig.from_dict({}).mode_seeking_cap == 1  # resumes as it was trained
     assert cfg.anchors == 0 and CGANConfig.from_dict({}).anchors > 0
+    assert cfg.match == 0 and CGANConfig.from_dict({}).match > 0
     images, labels = _data()
     again = CGANTrainer(cfg, images, labels, ["a", "b", "c"])
     again.load_state_tensors(saved)
@@ -347,3 +349,38 @@ def test_anchors_teach_g_to_redraw_each_training_image_from_a_latent_of_its_own_
     assert torch.allclose(norms, torch.full_like(norms, t.cfg.z_dim ** 0.5), rtol=1e-4)  # where N(0, I)'s draws lie
     off = _trainer(anchors=0.0)
     assert "anchor" not in off.train_step(0) and off.anchors is None
+
+
+def test_match_pairs_samples_and_real_images_one_to_one_within_their_class():
+    real = torch.arange(4.0)[:, None, None, None].expand(4, 3, 2, 2) / 4  # four flat images, 0, .25, .5, .75
+    y_real = torch.tensor([0, 0, 1, 1])
+    # Two samples of class 0 both nearest to image 0 (the greedy pull would send both there), one of class 1 that
+    # looks exactly like class 0's image 1, and one of a class with no image in the batch.
+    fake = torch.stack([real[0] + 0.01, real[0] + 0.02, real[1], real[3]]).requires_grad_()
+    y_fake = torch.tensor([0, 0, 1, 2])
+    loss = CGANTrainer._match_loss(fake, y_fake, real, y_real)
+    # Pairs: sample 0 → image 0 (.01), sample 1 → image 1 (|.02 - .25| = .23), sample 2 → image 2 of its own class
+    # (|.25 - .5| = .25); sample 3 has nothing to pair with and pulls nowhere.
+    assert float(loss.detach()) == pytest.approx((0.01 + 0.23 + 0.25) / 3, rel=1e-5)
+    loss.backward()
+    assert fake.grad[3].abs().sum() == 0 and fake.grad[2].sum() < 0  # descent lifts sample 2 towards 0.5, not to image 1
+    alone = CGANTrainer._match_loss(fake, torch.full((4,), 2), real, y_real)
+    assert float(alone.detach()) == 0 and alone.requires_grad  # no class in common: nothing to pull, still differentiable
+
+
+def test_match_teaches_random_latents_to_draw_the_training_images():
+    def nearest_l1(t) -> float:  # each of 60 random samples against the training image of its class nearest to it
+        with torch.no_grad():
+            z, y = torch.randn(60, t.cfg.z_dim, generator=torch.Generator().manual_seed(5)), torch.arange(60) % 3
+            fake = t.g(z, y)
+            d = (fake[:, None] - t.images[None]).abs().mean(dim=(2, 3, 4))
+            d[y[:, None] != t.labels[None]] = math.inf
+            return float(d.min(dim=1).values.mean())
+
+    runs = {}
+    for match in (0.0, 30.0):
+        t = _trainer(match=match, anchors=0.0, mode_seeking=0.0, lr_g=2e-3)
+        for step in range(60):
+            assert ("match" in t.train_step(step)) == (match > 0)
+        runs[match] = nearest_l1(t)
+    assert runs[30.0] < 0.8 * runs[0.0]

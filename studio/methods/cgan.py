@@ -31,13 +31,14 @@ from studio.run import load_optimizer_tensors, optimizer_tensors
 LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning", "g_convs", "latent_film")  # CGANArch's, from the config
 # Fields added after runs were saved, with what those runs had: one conv a block, class-only FiLM, uncapped mode seeking.
-SAVED_BEFORE = {"g_convs": 1, "latent_film": 0, "mode_seeking_cap": 0.0, "anchors": 0.0}
+SAVED_BEFORE = {"g_convs": 1, "latent_film": 0, "mode_seeking_cap": 0.0, "anchors": 0.0, "match": 0.0}
 RECON_LOSSES = ("auto", "vgg16", "pixels", "tiny")
 ADA_ADJUST_EVERY = 4     # steps between adjustments of the augmentation probability
 ADA_SPEED_STEPS = 500    # steps for the probability to go from 0 to 1 when D keeps overfitting
 LECAM_DECAY = 0.99       # of the moving averages of D's outputs that LeCam anchors to
 ANCHOR_IMAGES = 8        # training images a step that G redraws from their anchor latents
 ANCHOR_LR = 1e-2         # the anchor latents' Adam rate (GLO's latents move faster than G's weights)
+MATCH_MISMATCH = 1e9     # matching's cost of pairing a sample with an image of another class: never worth it
 
 
 @dataclass
@@ -79,6 +80,12 @@ class CGANConfig:
                             help="each training image gets a latent of its own, learnt with G, from which G must "
                                  "redraw it (L1, 8 images a step): no training image is left without a latent that "
                                  "draws it, so samples cover more of each class (0 = off)")
+    # Minibatch optimal transport (as in OT-GAN, Salimans et al. 2018, but in pixels and within a class): horizons'
+    # precision 0.57 → 0.73 and textures' recall 0.31 → 0.44 on seed 0 (docs/quality.md, the fourteenth round).
+    match: float = option(10.0, label="Matching weight", min=0, max=1000,
+                          help="each step pairs the batch's samples one-to-one with its training images of the same "
+                               "class (least total pixel distance) and pulls every sample towards its pair (L1): "
+                               "samples land on the images' own colours and layouts, each on a different one (0 = off)")
     z_dim: int = option(128, label="Latent size", min=1, max=4096)
     embed_dim: int = option(128, label="Class embedding size", min=1, max=4096)
     g_convs: int = option(2, label="Convolutions per block", min=1, max=2,
@@ -401,6 +408,10 @@ class CGANTrainer:
             loss_g = loss_g + cfg.anchors * anchor
             losses["anchor"] = anchor.detach()
             self.opt_anchors.zero_grad(set_to_none=True)
+        if cfg.match > 0:  # pairs within this process's slice, as mode seeking does
+            match = self._match_loss(fake, y_g, real, y)
+            loss_g = loss_g + cfg.match * match
+            losses["match"] = match.detach()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         distributed.average_gradients(self.g)
@@ -421,6 +432,22 @@ class CGANTrainer:
         if self.world.size > 1:  # what the global batch scored, as one process would log it
             losses = dict(zip(losses, distributed.mean_across(torch.stack([v.float() for v in losses.values()]))))
         return losses
+
+    @staticmethod
+    def _match_loss(fake: torch.Tensor, y_fake: torch.Tensor, real: torch.Tensor, y_real: torch.Tensor) -> torch.Tensor:
+        """Mean L1 between each sample and the real image of its class it is paired with; the pairing is one-to-one and
+        has the least total distance (Hungarian, on 32-64 images a step: well under a millisecond). Unlike a pull
+        towards the nearest image, two samples cannot both settle on one image, so matching cannot collapse a class."""
+        from scipy.optimize import linear_sum_assignment  # a dependency of ours already (pytorch-pretrained-biggan's)
+
+        with torch.no_grad():
+            cost = torch.cdist(fake.detach().flatten(1).float(), real.flatten(1).float(), p=1)
+            cost[y_fake[:, None] != y_real[None, :]] = MATCH_MISMATCH
+        rows, cols = (torch.as_tensor(i, device=fake.device) for i in linear_sum_assignment(cost.cpu().numpy()))
+        same = y_fake[rows] == y_real[cols]
+        if not same.any():  # no sample has a real image of its class in this batch
+            return fake.sum() * 0
+        return (fake[rows[same]] - real[cols[same]]).abs().mean()
 
     def _mine(self, t: torch.Tensor) -> torch.Tensor:
         """This process's slice of a tensor drawn for the global batch."""
