@@ -81,7 +81,7 @@ class CGANConfig:
                                  "redraw it (L1, 8 images a step): no training image is left without a latent that "
                                  "draws it, so samples cover more of each class (0 = off)")
     # Minibatch optimal transport (as in OT-GAN, Salimans et al. 2018, but in pixels and within a class): horizons'
-    # precision 0.57 → 0.73 and textures' recall 0.31 → 0.44 on seed 0 (docs/quality.md, the fourteenth round).
+    # precision 0.58 → 0.73 and textures' recall 0.32 → 0.42, means of three seeds (docs/quality.md, the table at the top).
     match: float = option(10.0, label="Matching weight", min=0, max=1000,
                           help="each step pairs the batch's samples one-to-one with its training images of the same "
                                "class (least total pixel distance) and pulls every sample towards its pair (L1): "
