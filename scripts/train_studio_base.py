@@ -75,8 +75,7 @@ def main() -> None:
     # seeking, and without anchors or matching (the cGAN defaults before 2026-12-02/03/04); pinned so this script
     # reproduces it whatever today's defaults are.
     config = {"g_ch": args.g_ch, "d_ch": args.d_ch, "seed": args.seed, "augment": "translation,cutout", "latent_film": 0,
-              "ema": 0.999, "mode_seeking_cap": 0.0, "anchors": 0.0,
-              "match": 0.0}
+              "ema": 0.999, "mode_seeking_cap": 0.0, "anchors": 0.0, "match": 0.0}
     cfg, loop = training_configs(ws, "cgan", "studio-base", config=config,
                                  loop={"iters": args.iters, "sample_every": 500, "checkpoint_every": 500})
     command = (f"python -m studio train cgan --dataset base-train --run studio-base --g-ch {args.g_ch} "

@@ -436,8 +436,8 @@ class CGANTrainer:
     @staticmethod
     def _match_loss(fake: torch.Tensor, y_fake: torch.Tensor, real: torch.Tensor, y_real: torch.Tensor) -> torch.Tensor:
         """Mean L1 between each sample and the real image of its class it is paired with; the pairing is one-to-one and
-        has the least total distance (Hungarian, on 32-64 images a step: well under a millisecond). Unlike a pull
-        towards the nearest image, two samples cannot both settle on one image, so matching cannot collapse a class."""
+        has the least total distance (Hungarian; no measurable time a step, docs/quality.md). Unlike a pull towards
+        the nearest image, it never sends two samples of a step to one image, so it does not draw a class together."""
         from scipy.optimize import linear_sum_assignment  # a dependency of ours already (pytorch-pretrained-biggan's)
 
         with torch.no_grad():
