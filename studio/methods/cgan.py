@@ -30,7 +30,8 @@ from studio.run import load_optimizer_tensors, optimizer_tensors
 
 LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning", "g_convs", "latent_film")  # CGANArch's, from the config
-# Fields added after runs were saved, with what those runs had: one conv a block, class-only FiLM, uncapped mode seeking.
+# Fields added after runs were saved, with what those runs had: one conv a block, class-only FiLM, uncapped mode seeking,
+# no anchors, no matching.
 SAVED_BEFORE = {"g_convs": 1, "latent_film": 0, "mode_seeking_cap": 0.0, "anchors": 0.0, "match": 0.0}
 RECON_LOSSES = ("auto", "vgg16", "pixels", "tiny")
 ADA_ADJUST_EVERY = 4     # steps between adjustments of the augmentation probability
@@ -440,9 +441,8 @@ class CGANTrainer:
         the nearest image, it never sends two samples of a step to one image, so it does not draw a class together."""
         from scipy.optimize import linear_sum_assignment  # a dependency of ours already (pytorch-pretrained-biggan's)
 
-        with torch.no_grad():
-            cost = torch.cdist(fake.detach().flatten(1).float(), real.flatten(1).float(), p=1)
-            cost[y_fake[:, None] != y_real[None, :]] = MATCH_MISMATCH
+        cost = torch.cdist(fake.detach().flatten(1), real.flatten(1), p=1)  # the pairing is chosen, not learnt
+        cost[y_fake[:, None] != y_real[None, :]] = MATCH_MISMATCH
         rows, cols = (torch.as_tensor(i, device=fake.device) for i in linear_sum_assignment(cost.cpu().numpy()))
         same = y_fake[rows] == y_real[cols]
         if not same.any():  # no sample has a real image of its class in this batch
