@@ -377,10 +377,13 @@ def test_match_teaches_random_latents_to_draw_the_training_images():
             d[y[:, None] != t.labels[None]] = math.inf
             return float(d.min(dim=1).values.mean())
 
-    runs = {}
-    for match in (0.0, 30.0):
-        t = _trainer(match=match, anchors=0.0, mode_seeking=0.0, lr_g=2e-3)
-        for step in range(60):
-            assert ("match" in t.train_step(step)) == (match > 0)
-        runs[match] = nearest_l1(t)
-    assert runs[30.0] < 0.8 * runs[0.0]
+    # Averaged over three starts, the class loss off: one control alone lands anywhere from 0.49 to 0.74 by start and
+    # thread count (docs/quality.md, the seventeenth round), too close to a single matched run to tell them apart.
+    runs = {0.0: [], 30.0: []}
+    for seed in range(3):
+        for match in runs:
+            t = _trainer(seed, match=match, anchors=0.0, mode_seeking=0.0, class_loss=0.0, lr_g=2e-3)
+            for step in range(60):
+                assert ("match" in t.train_step(step)) == (match > 0)
+            runs[match].append(nearest_l1(t))
+    assert sum(runs[30.0]) < 0.8 * sum(runs[0.0]), runs

@@ -385,9 +385,15 @@ class CGANTrainer:
 
         # 2. Generator: fool D through the same augmentation; pairs of latents per label for mode seeking.
         half = len(z) // 2 if cfg.mode_seeking > 0 else 0  # mode seeking pairs latents within this process's slice
+        self.d.requires_grad_(False)  # G's backward passes through D; D's own gradients would be thrown away
         y_g = torch.cat([y[:half], y[:half], y[2 * half:]])
         with autocast(self.device, self.precision):
-            fake = self.g(z, y_g, noise_rng=self.local_gen)
+            if self.anchors is not None:  # one generator call for the samples and the anchors' redraws
+                both = self.g(torch.cat([z, self.anchors(anchored)]), torch.cat([y_g, self.labels[anchored]]),
+                              noise_rng=self.local_gen)
+                fake, drawn = both[:len(z)], both[len(z):]
+            else:
+                fake = self.g(z, y_g, noise_rng=self.local_gen)
             judged = self.d(self._augment(fake), y_g, classify=cfg.class_loss > 0)
         score = judged.scores if cfg.class_loss > 0 else judged
         fake, loss_g = fake.float(), -score.float().mean()
@@ -403,8 +409,6 @@ class CGANTrainer:
             loss_g = loss_g + cfg.mode_seeking * loss_ms
             losses["mode_seeking"] = loss_ms.detach()
         if self.anchors is not None:
-            with autocast(self.device, self.precision):
-                drawn = self.g(self.anchors(anchored), self.labels[anchored], noise_rng=self.local_gen)
             anchor = (drawn.float() - self.images[anchored]).abs().mean()
             loss_g = loss_g + cfg.anchors * anchor
             losses["anchor"] = anchor.detach()
@@ -415,6 +419,7 @@ class CGANTrainer:
             losses["match"] = match.detach()
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
+        self.d.requires_grad_(True)
         distributed.average_gradients(self.g)
         self.opt_g.step()
         if self.anchors is not None:
