@@ -37,9 +37,14 @@ def world() -> World:
     return World()
 
 
+def launched_by_torchrun() -> bool:
+    """Whether torchrun started this process as one of several (`train --gpus N`)."""
+    return "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
 def init_from_env(device: str) -> tuple[World, str]:
     """Join the process group torchrun describes (if any); returns the world and this process's device."""
-    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) < 2:
+    if not launched_by_torchrun():
         return World(), device
     cuda = device != "cpu" and torch.cuda.is_available()
     if not dist.is_initialized():
