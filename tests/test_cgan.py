@@ -40,6 +40,16 @@ def _trainer(seed=0, **overrides):
     return CGANTrainer(CGANConfig(seed=seed, **{**SMALL, **overrides}), images, labels, ["a", "b", "c"])
 
 
+def test_a_step_draws_its_samples_once_and_d_learns_from_them_detached():
+    t = _trainer()
+    calls, d_inputs = [], []
+    t.g.register_forward_hook(lambda m, args, out: calls.append(out))
+    t.d.register_forward_pre_hook(lambda m, args: d_inputs.append(args[0]))
+    t.train_step(0)
+    assert len(calls) == 1  # one G call a step: D's step and G's step judge the same samples
+    assert [x.requires_grad for x in d_inputs] == [False, False, True]  # real, fake for D (detached), fake for G
+
+
 def test_a_step_trains_g_and_d_and_ema_follows():
     t = _trainer(ema_start=0, ema=0.5)
     g0 = [p.clone() for p in t.g.parameters()]

@@ -343,10 +343,20 @@ class CGANTrainer:
         idx, z = self._mine(idx).to(self.device), self._mine(z).to(self.device)
         real, y = self.images[idx], self.labels[idx]
 
+        # G draws once a step (DCGAN's order): D learns from these samples detached, then G from D's verdict on them.
+        # Pairs of latents share a label for mode seeking; the anchors' redraws ride in the same call.
+        half = len(z) // 2 if cfg.mode_seeking > 0 else 0  # mode seeking pairs latents within this process's slice
+        y_g = torch.cat([y[:half], y[:half], y[2 * half:]])
+        with autocast(self.device, self.precision):
+            if self.anchors is not None:
+                both = self.g(torch.cat([z, self.anchors(anchored)]), torch.cat([y_g, self.labels[anchored]]),
+                              noise_rng=self.local_gen)
+                fake, drawn = both[:len(z)], both[len(z):]
+            else:
+                fake = self.g(z, y_g, noise_rng=self.local_gen)
+
         # 1. Discriminator: hinge loss on augmented real and fake (networks under autocast, losses in fp32).
         with autocast(self.device, self.precision):
-            with torch.no_grad():
-                fake = self.g(z, y, noise_rng=self.local_gen)
             real_aug = self._augment(real).requires_grad_(cfg.r1 > 0)
             if self.reconstructs or cfg.class_loss > 0:
                 real_out = self.d(real_aug, y, classify=cfg.class_loss > 0,
@@ -354,7 +364,7 @@ class CGANTrainer:
                 d_real = real_out.scores
             else:
                 d_real = self.d(real_aug, y)
-            d_fake = self.d(self._augment(fake), y)
+            d_fake = self.d(self._augment(fake.detach()), y_g)
         d_real, d_fake = d_real.float(), d_fake.float()
         loss_d = nn.functional.relu(1 - d_real).mean() + nn.functional.relu(1 + d_fake).mean()
         losses = {"d_loss": loss_d.detach(), "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
@@ -383,17 +393,9 @@ class CGANTrainer:
         distributed.average_gradients(self.d)
         self.opt_d.step()
 
-        # 2. Generator: fool D through the same augmentation; pairs of latents per label for mode seeking.
-        half = len(z) // 2 if cfg.mode_seeking > 0 else 0  # mode seeking pairs latents within this process's slice
+        # 2. Generator: fool the updated D through the same augmentation.
         self.d.requires_grad_(False)  # G's backward passes through D; D's own gradients would be thrown away
-        y_g = torch.cat([y[:half], y[:half], y[2 * half:]])
         with autocast(self.device, self.precision):
-            if self.anchors is not None:  # one generator call for the samples and the anchors' redraws
-                both = self.g(torch.cat([z, self.anchors(anchored)]), torch.cat([y_g, self.labels[anchored]]),
-                              noise_rng=self.local_gen)
-                fake, drawn = both[:len(z)], both[len(z):]
-            else:
-                fake = self.g(z, y_g, noise_rng=self.local_gen)
             judged = self.d(self._augment(fake), y_g, classify=cfg.class_loss > 0)
         score = judged.scores if cfg.class_loss > 0 else judged
         fake, loss_g = fake.float(), -score.float().mean()
