@@ -73,7 +73,7 @@ def options(cls: type) -> dict[str, Option]:
 
 
 def check(opt: Option, value: Any) -> Any:
-    """`value` as the field wants it (3.0 → 3 for a whole number), or a UserError naming the field."""
+    """`value` as the field wants it (3.0 → 3 for a whole number, 0 → 0.0 for a float), or a UserError naming the field."""
     if value is None:
         if opt.optional:
             return None
@@ -98,7 +98,7 @@ def _check_number(opt: Option, value: Any) -> int | float:
     low = -math.inf if opt.min is None else opt.min
     high = math.inf if opt.max is None else opt.max
     if number and (not whole or value == int(value)) and low <= value <= high:
-        return int(value) if whole else value
+        return int(value) if whole else float(value)  # `--beta1 0` types an int; torch's Adam refuses (0, 0.999)
     what = ("a whole number" if whole else "a number") + (" " + _span(opt, "from ", "of ") if _span(opt) else "")
     reason = f": {opt.why_max}" if number and value > high and opt.why_max else ""
     raise UserError(f"{opt.title} must be {what}, not {value!r}{reason}.")

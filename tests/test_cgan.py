@@ -138,6 +138,14 @@ def test_transfer_keeps_the_parents_layers_and_records_the_parent(ws):
     assert {"input.weight", "to_rgb.weight"} <= set(kept) and not any(k.startswith("embed") for k in kept)  # default: all
 
 
+def test_a_float_setting_typed_as_a_whole_number_trains(ws):
+    """`--beta1 0` parses as the int 0; torch's Adam refuses betas (0, 0.999), so the setting must arrive as 0.0."""
+    assert _cli(ws, "train", "cgan", "--dataset", "demo", "--run", "beta0", "--iters", "1", *FLAGS, "--beta1", "0",
+                "--lr-g", "1") == 0
+    config = RunFolder(ws / "runs" / "beta0").read_config()["config"]
+    assert (config["beta1"], config["lr_g"]) == (0.0, 1.0) and isinstance(config["beta1"], float)
+
+
 def test_transfer_needs_a_compatible_cgan_parent(ws):
     if not (ws / "runs" / "parent").exists():
         assert _cli(ws, "train", "cgan", "--dataset", "demo", "--run", "parent", "--iters", "6", *FLAGS) == 0
