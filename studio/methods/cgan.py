@@ -93,7 +93,9 @@ class CGANConfig:
                           help="light architecture: 3×3 convolutions per generator octave (FastGAN's blocks are fixed)")
     latent_film: int = option(1, label="Blocks with latent FiLM", min=0, max=8,
                               help="light architecture: the finest generator blocks whose FiLM reads the latent as well "
-                                   "as the class, so colours and fine detail vary within a class (0 = class only)")
+                                   "as the class, so colours and fine detail vary within a class (0 = class only: "
+                                   "samples stay nearer the paintings, less varied; better on smooth scenes, "
+                                   "docs/quality.md)")
     g_ch: int = option(16, label="Generator width", min=4, max=1024,  # measured to fit the default run in 5 CPU minutes (bench/cgan_step.py)
                        why_max="wider networks do not fit in a GPU's memory")
     d_ch: int = option(16, label="Discriminator width", min=4, max=1024, why_max="wider networks do not fit in a GPU's memory")
