@@ -233,7 +233,6 @@ def test_the_config_names_what_an_architecture_offers():
         CGANConfig(arch="stylegan")
 
 
-
 def test_cpu_presets_augment_without_colour_and_gpu_presets_with_it():
     """Measured on the CPU presets only (docs/quality.md, the twenty-first round): the GPU presets keep the colour jitter."""
     from studio.methods.cgan import PRESETS
@@ -243,6 +242,7 @@ def test_cpu_presets_augment_without_colour_and_gpu_presets_with_it():
         cfg, _ = new_run_configs("cgan", preset=preset)
         assert ("color" in cfg.augment.split(",")) == (preset or "").startswith("gpu"), preset
         assert {"translation", "cutout"} <= set(cfg.augment.split(",")), preset
+
 
 def test_ada_raises_the_augmentation_probability_only_while_d_is_sure_of_real_images():
     t = _trainer(ada_target=0.6)
