@@ -235,13 +235,14 @@ def test_the_config_names_what_an_architecture_offers():
 
 def test_cpu_presets_augment_without_colour_and_gpu_presets_with_it():
     """Measured on the CPU presets only (docs/quality.md, the twenty-first round): the GPU presets keep the colour jitter."""
+    from studio.data.augment import parse_policy
     from studio.methods.cgan import PRESETS
     from studio.train import new_run_configs
 
     for preset in (None, *PRESETS):
-        cfg, _ = new_run_configs("cgan", preset=preset)
-        assert ("color" in cfg.augment.split(",")) == (preset or "").startswith("gpu"), preset
-        assert {"translation", "cutout"} <= set(cfg.augment.split(",")), preset
+        policy = parse_policy(new_run_configs("cgan", preset=preset)[0].augment)
+        assert ("color" in policy) == (preset or "").startswith("gpu"), preset
+        assert {"translation", "cutout"} <= set(policy), preset
 
 
 def test_ada_raises_the_augmentation_probability_only_while_d_is_sure_of_real_images():
