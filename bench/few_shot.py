@@ -111,7 +111,7 @@ def train(ws, method: str, budget: str, args):
     import torch
 
     from studio.methods import load_run_sampler
-    from studio.methods.cgan import ARCH_FIELDS
+    from studio.methods.cgan import ARCH_FIELDS, CGANConfig
     from studio.run import RunFolder
     from studio.train import run_training, training_configs
 
@@ -121,7 +121,8 @@ def train(ws, method: str, budget: str, args):
         config = {"model": args.base, "seed": args.seed, **parse_overrides(args.bsa_set)}
         loop = {"iters": iters, "sample_every": 10**6, "checkpoint_every": 10**6}
     else:  # the base's architecture and widths, so fine-tuning and scratch differ only in where G starts
-        config = {k: args.base_config[k] for k in ("arch", *ARCH_FIELDS)} | {"seed": args.seed}
+        base = CGANConfig.from_dict(args.base_config)  # fields added since the base was saved get what it had
+        config = {k: getattr(base, k) for k in ("arch", *ARCH_FIELDS)} | {"seed": args.seed}
         if method == "finetune":
             config["transfer_from"] = "base"
         loop = {"iters": iters, "sample_every": 10**6, "checkpoint_every": 10**6}

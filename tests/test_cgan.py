@@ -11,7 +11,7 @@ import torch
 from studio.cli import main
 from studio.errors import UserError
 from studio.methods.cgan import CGANConfig, CGANSampler, CGANTrainer
-from studio.models.cgan import CGANArch, Discriminator, Generator
+from studio.models.cgan import UPSAMPLINGS, CGANArch, Discriminator, Generator
 from studio.run import RunFolder
 from studio.train import LoopConfig, resume, train
 
@@ -20,13 +20,31 @@ SMALL = dict(g_ch=4, d_ch=4, z_dim=16, embed_dim=8, batch=6)
 
 @pytest.mark.parametrize("resolution", [32, 64, 128])
 @pytest.mark.parametrize("conditioning", ["projection", "concat"])
-def test_networks_at_every_resolution(resolution, conditioning):
-    arch = CGANArch(resolution=resolution, n_classes=3, z_dim=16, embed_dim=8, g_ch=4, d_ch=4, conditioning=conditioning)
+@pytest.mark.parametrize("upsample", UPSAMPLINGS)
+def test_networks_at_every_resolution(resolution, conditioning, upsample):
+    arch = CGANArch(resolution=resolution, n_classes=3, z_dim=16, embed_dim=8, g_ch=4, d_ch=4, conditioning=conditioning,
+                    upsample=upsample)
     g, d = Generator(arch), Discriminator(arch)
     y = torch.tensor([0, 2])
     x = g(torch.randn(2, 16), y)
     assert x.shape == (2, 3, resolution, resolution) and x.abs().max() <= 1
     assert d(x, y).shape == (2,)
+
+
+def test_sub_pixel_upsampling_writes_four_fine_pixels_a_coarse_one_at_the_flops_of_nearest_doubling():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    z, y, flops = torch.randn(2, SMALL["z_dim"]), torch.tensor([0, 2]), {}
+    for upsample in UPSAMPLINGS:
+        g = Generator(CGANConfig(**SMALL, upsample=upsample).shapes(3))
+        assert [b.conv.out_channels // b.conv2.out_channels for b in g.blocks] == [4 if upsample == "shuffle" else 1] * 3
+        with FlopCounterMode(display=False) as counter:
+            assert g(z, y).shape == (2, 3, 32, 32)
+        flops[upsample] = counter.get_total_flops()
+    assert flops["shuffle"] == flops["nearest"]  # the first conv runs at the coarse size with four times the outputs
+    assert CGANConfig().upsample == "nearest" and CGANConfig.from_dict({"g_ch": 16}).upsample == "nearest"
+    with pytest.raises(UserError, match="Upsampling is one of nearest, shuffle"):
+        CGANConfig(upsample="bicubic")
 
 
 def _data(n=12, res=32):

@@ -24,12 +24,12 @@ from studio.devices import PRECISIONS, adam, autocast, resolve_precision
 from studio.errors import UserError
 from studio.methods import Method, class_indices, slerp
 from studio.models import CGAN_ARCHITECTURES, cgan_architecture
-from studio.models.cgan import CGANArch
+from studio.models.cgan import UPSAMPLINGS, CGANArch
 from studio.options import option
 from studio.run import load_optimizer_tensors, optimizer_tensors
 
 LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
-ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning", "g_convs", "latent_film")  # CGANArch's, from the config
+ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning", "g_convs", "latent_film", "upsample")  # CGANArch's, from the config
 # Fields added after runs were saved, with what those runs had: one conv a block, class-only FiLM, uncapped mode seeking,
 # no anchors, no matching.
 SAVED_BEFORE = {"g_convs": 1, "latent_film": 0, "mode_seeking_cap": 0.0, "anchors": 0.0, "match": 0.0}
@@ -99,6 +99,11 @@ class CGANConfig:
                                    "as the class, so colours and fine detail vary within a class (0 = class only: "
                                    "samples stay nearer the paintings, less varied; better on smooth scenes, "
                                    "docs/quality.md)")
+    upsample: str = option("nearest", label="Upsampling", choices=UPSAMPLINGS,
+                           help="light architecture: how a generator block doubles its size: nearest (repeat each "
+                                "pixel, then convolve) or shuffle (a sub-pixel convolution: each coarse pixel writes "
+                                "its four fine ones, so an edge can fall between them; more regular fine lattices, "
+                                "checkerboard traces on smooth skies, docs/quality.md)")
     g_ch: int = option(16, label="Generator width", min=4, max=1024,  # measured to fit the default run in 5 CPU minutes (bench/cgan_step.py)
                        why_max="wider networks do not fit in a GPU's memory")
     d_ch: int = option(16, label="Discriminator width", min=4, max=1024, why_max="wider networks do not fit in a GPU's memory")
@@ -133,6 +138,8 @@ class CGANConfig:
         if self.batch < 1 or self.lr_g <= 0 or self.lr_d <= 0:
             raise UserError("Batch size and learning rates must be positive.")
         parse_policy(self.augment)
+        if self.upsample not in UPSAMPLINGS:
+            raise UserError(f"Upsampling is one of {', '.join(UPSAMPLINGS)}, not {self.upsample!r}.")
         if self.layout not in LAYOUTS:
             raise UserError(f"Layout is one of {', '.join(LAYOUTS)}, not {self.layout!r}.")
 

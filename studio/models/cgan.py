@@ -1,8 +1,8 @@
 """Class-conditional GAN networks for small art datasets (cArtGAN's idea, built for 32-128 px on a CPU).
 
-Generator: z and the class embedding → 4×4 → (nearest up, 3×3 conv, pixel norm, class FiLM, leaky ReLU)
-per octave → RGB. No batch norm: samples do not depend on what else is in the batch, and the
-EMA copy needs no running statistics. Class interpolation mixes label embeddings.
+Generator: z and the class embedding → 4×4 → (nearest ×2 and 3×3 conv, or a sub-pixel conv; pixel norm, 3×3 conv,
+pixel norm, FiLM, leaky ReLU) per octave → RGB. No batch norm: samples do not depend on what else is in the
+batch, and the EMA copy needs no running statistics. Class interpolation mixes label embeddings.
 
 Discriminator: spectral-normalised strided convs, conditioned either by **projection**
 (Miyato & Koyama 2018: ⟨embed(y), features⟩ added to the score) or by the seed's **concat**
@@ -23,6 +23,7 @@ from studio.models.adaptable import AdaptableLayer
 
 RESOLUTIONS = (32, 64, 128)
 CONDITIONINGS = ("projection", "concat")
+UPSAMPLINGS = ("nearest", "shuffle")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class CGANArch:
     conditioning: str
     g_convs: int = 2            # 3×3 convolutions per generator block (runs made before it existed have 1)
     latent_film: int = 1        # finest generator blocks whose FiLM also reads the latent (runs made before it: 0)
+    upsample: str = "nearest"   # how a generator block doubles its size, one of UPSAMPLINGS (runs made before it: nearest)
 
     @property
     def octaves(self) -> int:
@@ -63,11 +65,16 @@ class Judgement(NamedTuple):
 
 
 class GBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, embed_dim: int, convs: int = 2):
+    def __init__(self, cin: int, cout: int, embed_dim: int, convs: int = 2, upsample: str = "nearest"):
         super().__init__()
+        # "shuffle" is a sub-pixel convolution (Shi et al. 2016): the first conv runs at the coarse size and writes
+        # each of a coarse pixel's four fine pixels from its own weights, where nearest doubling repeats the pixel
+        # before the conv. Same FLOPs; an edge can fall between two coarse pixels. Measured: more regular lattices
+        # and more recall on fine textures, checkerboard traces on smooth gradients (docs/quality.md), so not the default.
+        self.shuffle = upsample == "shuffle"
+        self.conv = nn.Conv2d(cin, cout * 4 if self.shuffle else cout, 3, padding=1)
         # A second conv per octave costs a fifth more FLOPs at 32 px and is what lets fine patterns (weaves, waves)
         # and hard shapes form at all (bench/quality.py; docs/quality.md).
-        self.conv = nn.Conv2d(cin, cout, 3, padding=1)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1) if convs > 1 else None
         self.norm = PixelNorm()
         self.film = nn.Linear(embed_dim, 2 * cout)
@@ -75,7 +82,10 @@ class GBlock(nn.Module):
         nn.init.zeros_(self.film.bias)  # starts as the identity: classes separate as training needs
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        x = self.norm(self.conv(nn.functional.interpolate(x, scale_factor=2, mode="nearest")))
+        if self.shuffle:
+            x = self.norm(nn.functional.pixel_shuffle(self.conv(x), 2))
+        else:
+            x = self.norm(self.conv(nn.functional.interpolate(x, scale_factor=2, mode="nearest")))
         if self.conv2 is not None:
             x = self.norm(self.conv2(nn.functional.leaky_relu(x, 0.2)))
         gamma, beta = self.film(c)[:, :, None, None].chunk(2, dim=1)
@@ -94,7 +104,8 @@ class Generator(nn.Module):
         # coarse blocks keep the class's layout (in every block, the classes lost their structure: docs/quality.md).
         self.first_latent_block = arch.octaves - arch.latent_film
         self.blocks = nn.ModuleList(
-            GBlock(widths[i], widths[i + 1], arch.embed_dim + (arch.z_dim if i >= self.first_latent_block else 0), arch.g_convs)
+            GBlock(widths[i], widths[i + 1], arch.embed_dim + (arch.z_dim if i >= self.first_latent_block else 0),
+                   arch.g_convs, arch.upsample)
             for i in range(arch.octaves))
         self.to_rgb = nn.Conv2d(widths[-1], 3, 3, padding=1)
 
