@@ -2,7 +2,7 @@
 
     python bench/quality.py [--datasets demo horizons textures posters ornaments] [--archs light fastgan]
                             [--budget-s 300] [--per-class 40] [--threads 2] [--eval-seeds 4] [--set KEY=VALUE …]
-                            [--out docs/quality]
+                            [--truncations 1 0.85 1.15] [--out docs/quality]
 
 For each dataset family (studio/data/families.py) and architecture: paint `per-class` training images and as
 many held-out ones per class (disjoint seeds), import the training half through the studio's import pipeline,
@@ -13,6 +13,7 @@ images'), all in that judge's features, where held-out images and samples are eq
 JSON also the brightness spread (of the images' mean brightness, samples / real; studio.metrics). The pseudo-arch
 `real` draws its "samples" from the training half: what real images score, the ceiling of each column.
 Each score is a mean over --eval-seeds evaluation seeds (fresh samples and judge each), recall with its spread.
+--truncations scores each trained generator again at other latent scales (z ~ N(0, t²)), one row each.
 Writes a markdown table, JSON and one sample grid per cell (rows = classes) under --out.
 
 Not a test: numbers depend on the machine and on what else runs on it; the budget is wall time.
@@ -42,6 +43,8 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=120, help="samples per cell, split over the classes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-seeds", type=int, default=4, help="evaluation seeds a cell's scores are averaged over")
+    p.add_argument("--truncations", nargs="+", type=float, default=[1.0], metavar="T",
+                   help="latent scales to score each trained generator at, one row each (training runs once)")
     p.add_argument("--out", type=Path, default=Path("docs/quality"))
     p.add_argument("--tag", default="", help="suffix of the output files (to keep several sweeps)")
     args = p.parse_args()
@@ -54,9 +57,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:
         for family in args.datasets:
             for arch in args.archs:
-                row = run_cell(Path(tmp), family, arch, args)
-                rows.append(row)
-                print(format_row(row), flush=True)
+                for row in run_cell(Path(tmp), family, arch, args):
+                    rows.append(row)
+                    print(format_row(row), flush=True)
     tag = f"-{args.tag}" if args.tag else ""
     (args.out / f"quality{tag}.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                                              "torch": torch.__version__, "rows": rows}, indent=1))
@@ -65,7 +68,7 @@ def main() -> None:
     print("\n".join(table))
 
 
-HEADER = ("| dataset | arch | steps | fidelity | precision | recall | density | coverage | KID×10³ | spread "
+HEADER = ("| dataset | arch | steps | truncation | fidelity | precision | recall | density | coverage | KID×10³ | spread "
           "| memorised (features / pixels) | grid |")
 SEPARATOR = "|" + "---|" * HEADER.count(" |")
 
@@ -81,7 +84,7 @@ def parse_overrides(pairs: list[str]) -> dict:
     return out
 
 
-def run_cell(tmp: Path, family: str, arch: str, args: argparse.Namespace) -> dict:
+def run_cell(tmp: Path, family: str, arch: str, args: argparse.Namespace) -> list[dict]:
     import torch
 
     from studio.data.dataset import create_demo_dataset
@@ -95,7 +98,7 @@ def run_cell(tmp: Path, family: str, arch: str, args: argparse.Namespace) -> dic
     for split in ("train", "heldout"):
         create_demo_dataset(ws, split, family=family, split=split, per_class=args.per_class, seed=args.seed, size=args.size)
     if arch == "real":
-        return measure(ws, family, arch, RealSampler(ws, CGANConfig().resolution), args, steps=0, seconds=0.0, config={})
+        return [measure(ws, family, arch, RealSampler(ws, CGANConfig().resolution), args, steps=0, seconds=0.0, config={})]
     overrides = {"arch": arch, **parse_overrides(args.set)}
     config_keys = {f.name for f in fields(CGANConfig)}
     cfg, loop = training_configs(ws, "cgan", "run", config={k: v for k, v in overrides.items() if k in config_keys},
@@ -108,7 +111,24 @@ def run_cell(tmp: Path, family: str, arch: str, args: argparse.Namespace) -> dic
     seconds = time.monotonic() - started
     sampler, _, ckpt = load_run_sampler(RunFolder(ws.run_dir("run")), torch.device("cpu"))
     config = {k: v for k, v in asdict(cfg).items() if k in overrides or k in ("resolution", "batch")}
-    return measure(ws, family, arch, sampler, args, steps=int(ckpt.meta["step"]), seconds=seconds, config=config)
+    return [measure(ws, family, arch, AtTruncation(sampler, t), args, steps=int(ckpt.meta["step"]), seconds=seconds,
+                    config=config) for t in args.truncations]
+
+
+class AtTruncation:
+    """A run's sampler drawing its latents at scale `t` (z ~ N(0, t²)); everything else is the sampler's."""
+
+    def __init__(self, sampler, t: float):
+        self.sampler, self.truncation = sampler, t
+
+    def __getattr__(self, name: str):
+        return getattr(self.sampler, name)
+
+    def sample(self, n: int, *, label: str, seed: int = 0, **_):
+        return self.sampler.sample(n, label=label, seed=seed, truncation=self.truncation)
+
+    def grid(self, per_class: int, seed: int = 0):
+        return self.sampler.grid(per_class, seed=seed, truncation=self.truncation)
 
 
 class RealSampler:
@@ -154,9 +174,12 @@ def measure(ws, family: str, arch: str, sampler, args: argparse.Namespace, *, st
     per_class = {m: {c: round(fmean(r["per_class"][m][c] for r in runs), 4) for c in runs[0]["per_class"][m]}
                  for m in ("fidelity", "precision", "recall")}
     recall_sd = stdev(r["recall"] for r in runs) if len(runs) > 1 else 0.0
-    grid_path = args.out / f"{family}-{arch}{'-' + args.tag if args.tag else ''}.png"
+    truncation = getattr(sampler, "truncation", 1.0)
+    suffix = ("-" + args.tag if args.tag else "") + (f"-t{truncation:g}" if truncation != 1.0 else "")
+    grid_path = args.out / f"{family}-{arch}{suffix}.png"
     image_grid(sampler.grid(8, seed=args.seed + 7).float().cpu(), nrow=8).save(grid_path)
-    return {"dataset": family, "arch": arch, "steps": steps, "train_s": round(seconds, 1), "config": config, **mean,
+    return {"dataset": family, "arch": arch, "steps": steps, "train_s": round(seconds, 1), "config": config,
+            "truncation": truncation, **mean,
             "recall_sd": round(recall_sd, 4), "eval_seeds": len(runs), "per_class": per_class, "grid": grid_path.name}
 
 
@@ -190,14 +213,14 @@ def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: i
 
 
 def format_row(r: dict) -> str:
-    return (f"{r['dataset']:10} {r['arch']:8} {r['steps']:6d} steps  fidelity {r['fidelity']:.2f}  precision {r['precision']:.2f}  "
+    return (f"{r['dataset']:10} {r['arch']:8} {r['steps']:6d} steps  t {r['truncation']:g}  fidelity {r['fidelity']:.2f}  precision {r['precision']:.2f}  "
             f"recall {r['recall']:.2f} ± {r['recall_sd']:.2f}  density {r['density']:.2f}  coverage {r['coverage']:.2f}  KID×10³ {r['kid_x1000']:.1f}  "
             f"spread {r['spread']:.2f}  brightness spread {r['brightness']:.2f}  "
             f"memorised {r['memorised']:.2f}/{r['memorised_pixels']:.2f}")
 
 
 def markdown_row(r: dict) -> str:
-    return (f"| {r['dataset']} | {r['arch']} | {r['steps']} | {r['fidelity']:.2f} | {r['precision']:.2f} | {r['recall']:.2f} ± {r['recall_sd']:.2f} | "
+    return (f"| {r['dataset']} | {r['arch']} | {r['steps']} | {r['truncation']:g} | {r['fidelity']:.2f} | {r['precision']:.2f} | {r['recall']:.2f} ± {r['recall_sd']:.2f} | "
             f"{r['density']:.2f} | {r['coverage']:.2f} | {r['kid_x1000']:.1f} ± {r['kid_err_x1000']:.1f} | {r['spread']:.2f} | "
             f"{r['memorised']:.2f} / {r['memorised_pixels']:.2f} | [grid]({r['grid']}) |")
 
