@@ -51,8 +51,8 @@ class CGANConfig:
                              help="32 trains in minutes on a CPU; 128 and up want a GPU "
                                   "(FastGAN: about 6 GB at 256 px, 10 GB at 1024 px)")
     batch: int = option(32, label="Batch", min=2, max=1024, why_max="a larger batch does not fit in a GPU's memory")
-    # G learns twice as fast as D on the CPU presets: D, spectrally normalised and shown every real image hundreds of
-    # times, stays ahead of G at equal rates (horizons' precision 0.78 → 0.82 over three seeds, docs/quality.md).
+    # G learns twice as fast as D on the CPU presets, where D sees each real image hundreds of times: measured, horizons'
+    # precision 0.78 → 0.82 on average over three seeds, the other families level (docs/quality.md).
     lr_g: float = option(4e-4, label="Generator lr", min=0, max=1)
     lr_d: float = option(2e-4, label="Discriminator lr", min=0, max=1)
     beta1: float = option(0.5, label="Adam β1", min=0, max=1)
