@@ -13,6 +13,10 @@ stresses something different that a generator must learn:
     ornaments  symmetric ornaments: mandala (n-fold petal rings on a plain ground), kaleidoscope
                (mirrored straight-edged shards, full bleed), frieze (stacked borders of
                motifs repeated along a line)
+    tiles      held out from tuning: fine repeated tilings, judged on but never tuned on, to see whether
+               what was tuned on textures holds for other periodic patterns: bricks (running bond, a
+               shade per brick), tartan (crossing bands whose colours mix), harlequin (diamonds in two
+               colours). Its colours come from its own pool, shared by its three classes
 
 Like the demo, every image is a pure function of (family, label, seed, size), painted at 2x and
 downsampled, and no global RNG is touched. `family_images(..., split=...)` gives disjoint train and
@@ -48,6 +52,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "textures": ("waves", "weave", "dots"),
     "posters": ("constructivist", "bauhaus", "stripes"),
     "ornaments": ("mandala", "kaleidoscope", "frieze"),
+    "tiles": ("bricks", "tartan", "harlequin"),
 }
 
 SPLITS: tuple[str, ...] = ("train", "heldout")
@@ -595,9 +600,92 @@ def _paint_frieze(rng: np.random.Generator, side: int) -> Image.Image:
     return _finish(pixels)
 
 
+# ------------------------------------------------------------------------------- tiles
+
+# (ground or mortar, first colour, second colour), shared by every tiles class; not textures' pool.
+_TILE_PALETTES: tuple[tuple[Colour, ...], ...] = (
+    ((226, 220, 206), (150, 64, 44), (188, 98, 66)),
+    ((40, 44, 52), (206, 170, 96), (120, 150, 164)),
+    ((238, 236, 228), (36, 96, 132), (96, 160, 150)),
+    ((58, 36, 40), (226, 120, 90), (244, 206, 150)),
+    ((206, 214, 190), (84, 110, 60), (170, 60, 70)),
+    ((30, 52, 48), (232, 222, 190), (214, 148, 60)),
+)
+
+
+def _tile_colours(rng: np.random.Generator) -> tuple[Colour, Colour, Colour]:
+    ground, first, second = (_jitter(rng, c, 14) for c in _pick(rng, _TILE_PALETTES))
+    return (ground, second, first) if rng.random() < 0.5 else (ground, first, second)
+
+
+def _paint_bricks(rng: np.random.Generator, side: int) -> Image.Image:
+    x, y = _grid(side)
+    mortar, brick, other = _tile_colours(rng)
+    height = 1 / rng.uniform(5, 8.5)  # at 32 px a course is 4-6 px
+    length = height * rng.uniform(1.8, 2.6)
+    u, v = _rotate(x, y, rng.uniform(-0.25, 0.25) + (math.pi / 2 if rng.random() < 0.25 else 0))
+    row = np.floor(v / height)
+    shift = np.mod(row, 2) * 0.5  # running bond: each course starts half a brick along
+    col = np.floor(u / length + shift)
+    fu, fv = (u / length + shift - col) * length, (v / height - row) * height  # position within the brick
+    joint = height * rng.uniform(0.12, 0.22)
+    inside = np.minimum(np.minimum(fu, length - fu), np.minimum(fv, height - fv)) - joint / 2
+    # A shade per brick, drawn from its row and column, between the palette's two colours.
+    shade = np.mod(np.sin(col * 12.9898 + row * 78.233 + rng.uniform(0, 100)) * 43758.5453, 1.0)
+    shade = np.clip(shade * rng.uniform(0.3, 0.8), 0, 1)[..., None]
+    face = np.asarray(brick, np.float32) + shade * (np.asarray(other, np.float32) - brick)
+    pixels = np.empty((side, side, 3), np.float32)
+    pixels[:] = mortar
+    pixels += _cover(-inside, side)[..., None] * (face - pixels)
+    return _finish(pixels)
+
+
+def _paint_tartan(rng: np.random.Generator, side: int) -> Image.Image:
+    x, y = _grid(side)
+    ground, first, second = _tile_colours(rng)
+    sett = 1 / rng.uniform(2.5, 4.5)  # one repeat of the band pattern: 7-13 px at 32 px
+    u, v = _rotate(x, y, rng.uniform(-0.2, 0.2) + (math.pi / 4 if rng.random() < 0.3 else 0))
+    # Bands within a sett: a wide one in the first colour, a narrow one in the second, the rest ground.
+    wide, narrow = rng.uniform(0.3, 0.45), rng.uniform(0.08, 0.15)
+    offset = rng.uniform(0.55, 0.8)
+
+    def threads(t: np.ndarray) -> np.ndarray:
+        f = np.mod(t / sett, 1.0)
+        band = np.empty((*t.shape, 3), np.float32)
+        band[:] = ground
+        _paint(band, _cover((np.abs(f - wide / 2) - wide / 2) * sett, side), first)
+        _paint(band, _cover((np.abs(f - offset) - narrow / 2) * sett, side), second)
+        return band
+
+    # Warp and weft cross: where they meet the colours mix, as threads of both show in a twill.
+    pixels = 0.5 * (threads(u) + threads(v))
+    twill = np.mod(np.floor((u + v) * side / 6), 2)[..., None]  # faint diagonal ribs of the twill
+    pixels *= 0.94 + 0.08 * twill
+    return _finish(pixels)
+
+
+def _paint_harlequin(rng: np.random.Generator, side: int) -> Image.Image:
+    x, y = _grid(side)
+    ground, first, second = _tile_colours(rng)
+    size = 1 / rng.uniform(3, 6)  # a diamond's width: 5-11 px at 32 px
+    aspect = rng.uniform(1.0, 1.6)  # diamonds taller than wide, as on a costume
+    u, v = _rotate(x, y, rng.uniform(-0.3, 0.3))
+    # Diamonds are squares in coordinates turned by 45 degrees; their colours alternate like a chessboard.
+    a, b = (u / size + v / (size * aspect)), (u / size - v / (size * aspect))
+    ia, ib = np.floor(a), np.floor(b)
+    pixels = np.empty((side, side, 3), np.float32)
+    pixels[:] = first
+    _paint(pixels, (np.mod(ia + ib, 2) == 1).astype(np.float32), second)
+    if rng.random() < 0.6:  # lead lines between the diamonds
+        edge = np.minimum(np.minimum(a - ia, 1 - (a - ia)), np.minimum(b - ib, 1 - (b - ib))) * size * 0.7
+        _paint(pixels, _cover(edge - size * rng.uniform(0.03, 0.06), side), ground)
+    return _finish(pixels)
+
+
 _PAINTERS: dict[str, dict[str, Painter]] = {
     "horizons": {"sunset": _paint_sunset, "moonlit": _paint_moonlit, "dunes": _paint_dunes},
     "textures": {"waves": _paint_waves, "weave": _paint_weave, "dots": _paint_dots},
     "posters": {"constructivist": _paint_constructivist, "bauhaus": _paint_bauhaus, "stripes": _paint_stripes},
     "ornaments": {"mandala": _paint_mandala, "kaleidoscope": _paint_kaleidoscope, "frieze": _paint_frieze},
+    "tiles": {"bricks": _paint_bricks, "tartan": _paint_tartan, "harlequin": _paint_harlequin},
 }
