@@ -43,8 +43,9 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=120, help="samples per cell, split over the classes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-seeds", type=int, default=4, help="evaluation seeds a cell's scores are averaged over")
-    p.add_argument("--truncations", nargs="+", type=float, default=[1.0], metavar="T",
-                   help="latent scales to score each trained generator at, one row each (training runs once)")
+    p.add_argument("--truncations", nargs="+", type=float, metavar="T",
+                   help="latent scales to score each trained generator at, one row each (training runs once); "
+                        "default: the run's own (its config's truncation)")
     p.add_argument("--out", type=Path, default=Path("docs/quality"))
     p.add_argument("--tag", default="", help="suffix of the output files (to keep several sweeps)")
     args = p.parse_args()
@@ -88,6 +89,7 @@ def run_cell(tmp: Path, family: str, arch: str, args: argparse.Namespace) -> lis
     import torch
 
     from studio.data.dataset import create_demo_dataset
+    from studio.jobspec import JobRequest, with_data_preset
     from studio.methods import load_run_sampler
     from studio.methods.cgan import CGANConfig
     from studio.run import RunFolder
@@ -101,7 +103,12 @@ def run_cell(tmp: Path, family: str, arch: str, args: argparse.Namespace) -> lis
         return [measure(ws, family, arch, RealSampler(ws, CGANConfig().resolution), args, steps=0, seconds=0.0, config={})]
     overrides = {"arch": arch, **parse_overrides(args.set)}
     config_keys = {f.name for f in fields(CGANConfig)}
-    cfg, loop = training_configs(ws, "cgan", "run", config={k: v for k, v in overrides.items() if k in config_keys},
+    given = {k: v for k, v in overrides.items() if k in config_keys}
+    # As `python -m studio train cgan` does: no preset named, so the images may pick one (studio.jobspec).
+    spec, why = with_data_preset(ws, JobRequest("cgan", "run", dataset="train", config=given))
+    if why:
+        print(f"{family}: {why}", flush=True)
+    cfg, loop = training_configs(ws, "cgan", "run", preset=spec.preset, config=given,
                                  loop={"iters": args.max_steps or 10**6, "sample_every": 10**6, "checkpoint_every": 10**6,
                                        **{k: v for k, v in overrides.items() if k in {f.name for f in fields(LoopConfig)}}})
     end = time.monotonic() + args.budget_s
@@ -111,8 +118,10 @@ def run_cell(tmp: Path, family: str, arch: str, args: argparse.Namespace) -> lis
     seconds = time.monotonic() - started
     sampler, _, ckpt = load_run_sampler(RunFolder(ws.run_dir("run")), torch.device("cpu"))
     config = {k: v for k, v in asdict(cfg).items() if k in overrides or k in ("resolution", "batch")}
+    if spec.preset:
+        config["preset"] = spec.preset
     return [measure(ws, family, arch, AtTruncation(sampler, t), args, steps=int(ckpt.meta["step"]), seconds=seconds,
-                    config=config) for t in args.truncations]
+                    config=config) for t in args.truncations or [sampler.default_truncation]]
 
 
 class AtTruncation:

@@ -309,7 +309,8 @@ def _add_sample_command(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=16, help="images (with --grid: per class)")
     p.add_argument("--class", dest="label", help="art-movement class (default: cycle through the run's classes)")
     p.add_argument("--grid", action="store_true", help="a class × seed grid: one row per class, the same seeds in each")
-    p.add_argument("--truncation", type=float, help="latent scale (BSA default 0.5: z ~ N(0, t²); cGAN default 1)")
+    p.add_argument("--truncation", type=float, help="latent scale (BSA default 0.5: z ~ N(0, t²); cGAN default: the "
+                                                    "run's own, 1 unless its preset says otherwise)")
     p.add_argument("--truncated", action="store_true", help="BSA: N(0, 1) cut to ±t instead of N(0, t²)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--interpolate", type=int, nargs=2, metavar=("I", "J"),
@@ -365,7 +366,7 @@ def cmd_blend(args: argparse.Namespace, ws: Workspace) -> int:
 
 def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
     from studio import distributed
-    from studio.jobspec import JobRequest
+    from studio.jobspec import JobRequest, with_data_preset
     from studio.methods import method
     from studio.options import given
     from studio.train import LoopConfig
@@ -379,8 +380,11 @@ def cmd_train(args: argparse.Namespace, ws: Workspace) -> int:
         raise UserError("Choose --resume (go on from the last checkpoint) or --restart (start over), not both.")
     if not args.resume and not args.dataset:
         raise UserError("Say which dataset to train on with --dataset NAME.")
-    spec = JobRequest(args.method, args.run, dataset=args.dataset, resume=args.resume, preset=args.preset,
-                      config=given(args, method(args.method).config), loop=given(args, LoopConfig), device=args.device)
+    spec, why = with_data_preset(ws, JobRequest(
+        args.method, args.run, dataset=args.dataset, resume=args.resume, preset=args.preset,
+        config=given(args, method(args.method).config), loop=given(args, LoopConfig), device=args.device))
+    if why and os.environ.get("RANK", "0") == "0":
+        print(f"{why} (Name a preset, such as --preset cpu-32, to train otherwise.)", file=sys.stderr)
     return _run_job(ws, spec, restart=args.restart)
 
 

@@ -66,6 +66,7 @@ class SourceInfo:
     class_init: int | None = None  # BSA: the ImageNet class its embedding started from
     saved: float | None = None   # checkpoint time: part of every export's hash
     status: str = ""             # base BigGAN: where the weights come from
+    run_truncation: float | None = None  # a cGAN run's own sampling truncation (its config's `truncation`)
 
     @property
     def tag(self) -> str:
@@ -73,7 +74,7 @@ class SourceInfo:
 
     @property
     def truncation(self) -> float:
-        return DEFAULT_TRUNCATION[self.method]
+        return DEFAULT_TRUNCATION[self.method] if self.run_truncation is None else self.run_truncation
 
     @property
     def can(self) -> frozenset[str]:
@@ -98,7 +99,8 @@ def checkpoint_meta(run: RunFolder) -> dict:
 def _run_info(name: str, meta: dict) -> SourceInfo:
     return SourceInfo(f"{RUN}{name}", name, meta["method"], tuple(meta["classes"]), step=meta.get("step"),
                       n_images=meta.get("n_images", 0), class_init=meta.get("config", {}).get("class_init"),
-                      saved=meta.get("saved"))
+                      saved=meta.get("saved"),
+                      run_truncation=meta.get("config", {}).get("truncation"))
 
 
 def _parse(source: str | None) -> tuple[str, str]:

@@ -91,7 +91,7 @@ def share_facts(ws: Workspace, name: str, meta: dict | None = None) -> dict[str,
         facts["training"] = shared["training"]
     facts["evaluation"] = _evaluation(run) or shared.get("evaluation")
     facts["samples"] = {"file": SAMPLES, "seed": GRID_SEED, "per_class": GRID_COLUMNS,
-                        "classes": facts["classes"][:GRID_ROWS], "truncation": _default_truncation(method)}
+                        "classes": facts["classes"][:GRID_ROWS], "truncation": cfg.get("truncation", _default_truncation(method))}
     return facts
 
 

@@ -72,6 +72,20 @@ def read_spec(run: RunFolder) -> JobRequest:
     return JobRequest.from_json(data)
 
 
+def with_data_preset(ws: Workspace, spec: JobRequest) -> tuple[JobRequest, str]:
+    """A new training run that names no preset takes the one its method picks for its dataset's images, if any
+    (studio.methods.Method.preset_for_data); returns the spec and why, in a sentence ("" when nothing was picked)."""
+    from studio.data.dataset import Dataset
+    from studio.methods import method
+
+    m = method(spec.method)
+    if spec.resume or spec.preset or not spec.dataset or m.preset_for_data is None:
+        return spec, ""
+    given = {k: v for k, v in spec.config.items() if v is not None}
+    picked = m.preset_for_data(Dataset.open(ws, spec.dataset), given)
+    return (dataclasses.replace(spec, preset=picked[0]), picked[1]) if picked else (spec, "")
+
+
 def check_before_queueing(ws: Workspace, spec: JobRequest) -> JobRequest:
     """The resolved spec of a new job, or a UserError now rather than minutes later in a process: bad values, an
     empty dataset, missing weights (the method's own check)."""

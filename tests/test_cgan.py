@@ -440,3 +440,26 @@ def test_match_teaches_random_latents_to_draw_the_training_images():
                 assert ("match" in t.train_step(step)) == (match > 0)
             runs[match].append(nearest_l1(t))
     assert sum(runs[30.0]) < 0.8 * sum(runs[0.0]), runs
+
+
+def test_fine_patterns_pick_their_preset_and_the_run_samples_at_its_truncation(ws, capsys):
+    from studio.generate import source_info
+    from studio.methods import load_run_sampler
+    from studio.workspace import Workspace
+
+    assert _cli(ws, "dataset", "demo", "weaves", "--family", "textures", "--per-class", "4", "--size", "32") == 0
+    capsys.readouterr()
+    assert _cli(ws, "train", "cgan", "--dataset", "weaves", "--run", "pat", "--iters", "2", *FLAGS) == 0
+    assert "fine repeating patterns" in capsys.readouterr().err
+    cfg = RunFolder(ws / "runs" / "pat").read_config()["config"]
+    assert (cfg["upsample"], cfg["latent_film"], cfg["truncation"], cfg["g_ch"]) == ("shuffle", 2, 1.3, 4)  # given wins
+    assert source_info(Workspace.resolve(ws), "run:pat").truncation == 1.3  # where Generate's slider starts
+    sampler = load_run_sampler(RunFolder(ws / "runs" / "pat"), torch.device("cpu"))[0]
+    assert torch.equal(sampler.sample(2, seed=5), sampler.sample(2, seed=5, truncation=1.3))
+    # A named preset is kept, and the demo's images pick none.
+    assert _cli(ws, "train", "cgan", "--dataset", "weaves", "--run", "plain", "--preset", "cpu-32", "--iters", "1", *FLAGS) == 0
+    assert _cli(ws, "train", "cgan", "--dataset", "demo", "--run", "demo-plain", "--iters", "1", *FLAGS) == 0
+    assert "fine repeating" not in capsys.readouterr().err
+    for run in ("plain", "demo-plain"):
+        cfg = RunFolder(ws / "runs" / run).read_config()["config"]
+        assert (cfg["upsample"], cfg["latent_film"], cfg["truncation"]) == ("nearest", 1, 1.0)

@@ -434,6 +434,39 @@ def test_only_the_workspace_is_served_over_http(app_url, tmp_path):
 
 
 
+def test_fine_patterns_train_with_their_preset_and_the_page_says_so(studio_page, app_url):
+    """Textile swatches, Start pressed on the plain form: the note under the button says which recipe the images
+    picked, and Generate's Truncation starts where that run samples."""
+    import re
+
+    from playwright.sync_api import expect
+
+    from studio.data.dataset import create_demo_dataset
+    from studio.workspace import Workspace
+
+    create_demo_dataset(Workspace.resolve(app_url[1]), "swatches", family="textures", per_class=4, seed=0, size=32)
+    page = studio_page
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-method input[value=cgan]").check()
+    page.locator("#train-dataset input").click()  # the focus lists the datasets made since the page loaded
+    page.get_by_role("option", name="swatches").click()
+    page.locator("#train-run-name").get_by_role("textbox").fill("swatch-run")
+    page.locator("#train-iters input").fill("10")
+    page.locator("#train-iters input").press("Tab")
+    page.locator("#train-start").click()
+    note = page.locator("#train-start-note")
+    expect(note).to_contain_text("These images are fine repeating patterns", timeout=30_000)
+    expect(note).to_contain_text("cpu-32-patterns preset")
+    expect(page.locator("#train-preset input")).to_have_value(re.compile("fine repeating patterns"))
+    expect(page.locator("#train-status")).to_contain_text("Finished", timeout=120_000)
+    page.screenshot(path=str(SHOTS / "train_fine_patterns.png"), full_page=True)
+    page.get_by_role("tab", name="Generate").click()
+    page.locator("#generate-refresh").click()
+    page.locator("#generate-source input").click()
+    page.get_by_role("option", name=re.compile("swatch-run")).click()
+    expect(page.locator("#generate-truncation input[type=number]")).to_have_value("1.3")
+
+
 def test_a_gpu_preset_picks_fastgan_and_offers_its_resolutions(studio_page):
     """Last: it leaves the form on a GPU preset. The resolutions on offer follow the architecture, with no error."""
     from playwright.sync_api import expect

@@ -37,6 +37,7 @@ class Method:
     run: Callable | None = None                  # other methods: (ws, spec, should_stop=, on_progress=) → state
     load_sampler: Callable | None = None         # (tensors, meta, device=, base=) → a Sampler of the run's checkpoint
     can: frozenset[str] = frozenset()            # what its samplers do beyond the contract: names in CAPABILITIES
+    preset_for_data: Callable | None = None      # (dataset, given config) → (preset, why) or None: a preset the data picks
 
     @property
     def trains(self) -> bool:

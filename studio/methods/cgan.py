@@ -92,6 +92,10 @@ class CGANConfig:
                           help="each step pairs the batch's samples one-to-one with its training images of the same "
                                "class (least total pixel distance) and pulls every sample towards its pair (L1): "
                                "samples land on the images' own colours and layouts, each on a different one (0 = off)")
+    truncation: float = option(1.0, label="Sampling truncation", min=0.05, max=2.0,
+                               help="the latent scale a run's samples are drawn at unless asked otherwise (z ~ N(0, t²); "
+                                    "the Generate tab's Truncation starts here): above 1 more variety, below 1 safer "
+                                    "samples; training is the same either way")
     z_dim: int = option(128, label="Latent size", min=1, max=4096)
     embed_dim: int = option(128, label="Class embedding size", min=1, max=4096)
     g_convs: int = option(2, label="Convolutions per block", min=1, max=2,
@@ -105,7 +109,8 @@ class CGANConfig:
                            help="light architecture: how a generator block doubles its size: nearest (repeat each "
                                 "pixel, then convolve) or shuffle (a sub-pixel convolution: each coarse pixel writes "
                                 "its four fine ones, so an edge can fall between them; more regular fine lattices, "
-                                "checkerboard traces on smooth skies, docs/quality.md)")
+                                "checkerboard traces on smooth skies, docs/quality.md; the cpu-32-patterns preset, which "
+                                "fine repeating patterns pick by themselves)")
     g_ch: int = option(16, label="Generator width", min=4, max=1024,  # measured to fit the default run in 5 CPU minutes (bench/cgan_step.py)
                        why_max="wider networks do not fit in a GPU's memory")
     d_ch: int = option(16, label="Discriminator width", min=4, max=1024, why_max="wider networks do not fit in a GPU's memory")
@@ -171,15 +176,25 @@ class CGANConfig:
 # a small set: colour augmentation and equal learning rates stay there (the changes were measured on the CPU presets).
 _GPU = {"ema": 0.999, "augment": "color,translation,cutout", "lr_g": 2e-4}
 _GPU_LOOP = {"sample_every": 1000, "checkpoint_every": 5000}  # a 1024 px checkpoint is ~0.5 GB: not every 500 steps
+# Fine repeated detail (textiles, tilings, halftones): sub-pixel doubling and the latent in the finest two FiLM blocks
+# draw lattices more evenly, and a wider draw covers more of them (recall 0.42 → 0.58 on textures, 0.42 → 0.56 on the
+# tiles family held out from tuning, docs/quality.md). Such images pick it themselves (preset_for_data); on smooth
+# skies the sub-pixel doubling leaves checkerboard traces, so it is no one's default.
+FINE_PATTERN_PRESET = "cpu-32-patterns"
+FINE_PATTERNS = {"resolution": 32, "iters": 3500, "batch": 32, "upsample": "shuffle", "latent_film": 2, "truncation": 1.3}
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu-32": {"resolution": 32, "iters": 3500, "batch": 32},
+    FINE_PATTERN_PRESET: FINE_PATTERNS,
     "cpu-64": {"resolution": 64, "iters": 2500, "batch": 16},
     "gpu-64": {"resolution": 64, "iters": 20000, "batch": 64, "g_ch": 32, "d_ch": 32, **_GPU},
     "gpu-128": {"resolution": 128, "iters": 40000, "batch": 32, "g_ch": 32, "d_ch": 32, **_GPU},
     "gpu-256": {"arch": "fastgan", "resolution": 256, "iters": 40000, "batch": 16, "g_ch": 64, "d_ch": 64, **_GPU, **_GPU_LOOP},
     "gpu-1024": {"arch": "fastgan", "resolution": 1024, "iters": 50000, "batch": 8, "g_ch": 64, "d_ch": 64, **_GPU, **_GPU_LOOP},
 }
-PRESET_TITLES = {"cpu-32": "32 px, 5-7 minutes on 2 CPU cores", "cpu-64": "64 px, about 6 minutes on 2 CPU cores",
+PRESET_TITLES = {"cpu-32": "32 px, 5-7 minutes on 2 CPU cores",
+                 FINE_PATTERN_PRESET: "32 px for fine repeating patterns (textiles, tiles), 5-7 minutes on 2 CPU cores; "
+                                    "picked by itself for such images",
+                 "cpu-64": "64 px, about 6 minutes on 2 CPU cores",
                  "gpu-64": "64 px on a GPU", "gpu-128": "128 px on a GPU",
                  "gpu-256": "256 px FastGAN on a GPU: about 6 GB, 2.2 TFLOP a step (hours)",
                  "gpu-1024": "1024 px FastGAN on a GPU: about 10 GB at batch 8, 1.6 TFLOP a step (hours; --gpus N splits it)"}
@@ -190,7 +205,7 @@ class CGANSampler:
 
     A run's studio.methods.Sampler, with the class_mix capability (its label embeddings mix)."""
 
-    default_truncation = 1.0
+    default_truncation = 1.0  # a run's own is its config's `truncation` (load_sampler); None below means this
 
     def __init__(self, g: nn.Module, classes: list[str]):
         # fp32 even where training runs in bf16: a seed's image must not depend on the batch it is drawn in, and
@@ -205,19 +220,20 @@ class CGANSampler:
     def _device(self) -> torch.device:
         return next(self.g.parameters()).device
 
-    def latents(self, n: int, seed: int, truncation: float = 1.0) -> torch.Tensor:
+    def latents(self, n: int, seed: int, truncation: float | None = None) -> torch.Tensor:
+        truncation = self.default_truncation if truncation is None else truncation
         return truncation * torch.randn(n, self.g.arch.z_dim, generator=torch.Generator().manual_seed(seed))
 
     def class_index(self, label: str | None, n: int) -> torch.Tensor:
         return class_indices(self.classes, label, n)
 
     @torch.no_grad()
-    def sample(self, n: int, *, label: str | None = None, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
+    def sample(self, n: int, *, label: str | None = None, seed: int = 0, truncation: float | None = None) -> torch.Tensor:
         z, y = self.latents(n, seed, truncation), self.class_index(label, n)
         return self.g(z.to(self._device()), y.to(self._device()))
 
     @torch.no_grad()
-    def grid(self, per_class: int, *, seed: int = 0, truncation: float = 1.0) -> torch.Tensor:
+    def grid(self, per_class: int, *, seed: int = 0, truncation: float | None = None) -> torch.Tensor:
         """Rows are classes, columns seeds: the same latent in every row shows what the class alone changes."""
         z = self.latents(per_class, seed, truncation).repeat(len(self.classes), 1)
         y = torch.arange(len(self.classes)).repeat_interleave(per_class)
@@ -225,7 +241,7 @@ class CGANSampler:
 
     @torch.no_grad()
     def interpolate_seeds(self, a: int, b: int, frames: int = 8, *, label: str | None = None,
-                          truncation: float = 1.0) -> torch.Tensor:
+                          truncation: float | None = None) -> torch.Tensor:
         """Along the arc from the latent `sample(1, seed=a)` draws to that of seed b, in one class (default: the first)."""
         z = slerp(self.latents(1, a, truncation), self.latents(1, b, truncation), torch.linspace(0, 1, frames))
         return self.g(z.to(self._device()), self.class_index(label or self.classes[0], frames).to(self._device()))
@@ -236,7 +252,7 @@ class CGANSampler:
 
     @torch.no_grad()
     def interpolate_classes(self, a: str, b: str, frames: int = 8, *, seed: int = 0,
-                            truncation: float = 1.0) -> torch.Tensor:
+                            truncation: float | None = None) -> torch.Tensor:
         """One latent, class embedding mixed from class a to class b."""
         emb = self.g.embed.weight
         ea, eb = emb[self.class_index(a, 1)[0]], emb[self.class_index(b, 1)[0]]
@@ -480,7 +496,8 @@ class CGANTrainer:
     @torch.no_grad()
     def preview(self) -> tuple[torch.Tensor, int]:
         """A class × seed grid from G_ema: one row per class, the same latents in every row."""
-        images = CGANSampler(self.g_ema, self.classes).grid(len(self.preview_z), seed=self.cfg.seed + 1)
+        images = CGANSampler(self.g_ema, self.classes).grid(len(self.preview_z), seed=self.cfg.seed + 1,
+                                                             truncation=self.cfg.truncation)  # as Generate will draw
         return images.float().cpu(), len(self.preview_z)
 
     def preview_rows(self) -> list[str]:
@@ -558,6 +575,21 @@ def _recon_network(cfg: CGANConfig, device) -> nn.Module | None:
     return load_vgg16(cfg.recon, device=device, seed=cfg.seed)
 
 
+def preset_for_data(ds, given: dict[str, Any]) -> tuple[str, str] | None:
+    """The preset a new run with no preset named should take for dataset `ds`, and why, in a sentence; None: the
+    defaults. `given` holds the values asked for: the fine-pattern recipe was measured on the light network at 32 px."""
+    from studio.data.fine_detail import FINE_MEDIAN, SIDE, median_fine_detail
+
+    if given.get("arch", CGANConfig.arch) != "light" or given.get("resolution", CGANConfig.resolution) != SIDE:
+        return None
+    share = median_fine_detail(ds.load_tensors(SIDE)[0])
+    if share < FINE_MEDIAN:
+        return None
+    return FINE_PATTERN_PRESET, (f"These images are fine repeating patterns ({share:.0%} of the median image's contrast "
+                                 f"is detail under 10 px), so the run uses the {FINE_PATTERN_PRESET} preset: sub-pixel "
+                                 f"upsampling, and samples drawn at truncation {FINE_PATTERNS['truncation']:g}.")
+
+
 def _load_parent(ws, cfg: CGANConfig) -> tuple[dict, dict]:
     from studio.run import RunFolder
 
@@ -576,11 +608,14 @@ def load_sampler(tensors: dict[str, torch.Tensor], meta: dict, *, device: str | 
     cfg = CGANConfig.from_dict(meta["config"])
     g = cfg.networks.Generator(cfg.shapes(len(meta["classes"])))
     g.load_state_dict({k[len("g_ema/"):]: v for k, v in tensors.items() if k.startswith("g_ema/")})
-    return CGANSampler(g.to(device, memory_format=cfg.memory_format).requires_grad_(False), meta["classes"])
+    sampler = CGANSampler(g.to(device, memory_format=cfg.memory_format).requires_grad_(False), meta["classes"])
+    sampler.default_truncation = cfg.truncation
+    return sampler
 
 
 METHOD = Method("cgan", title="cGAN: train a class-conditional GAN on your images",
                 help="a class-conditional GAN trained from the small labelled set (cArtGAN), optionally transferred",
                 config=CGANConfig, presets=PRESETS, preset_titles=PRESET_TITLES,
                 loop={"iters": 3500, "sample_every": 250, "checkpoint_every": 500},
-                build_trainer=build_trainer, load_sampler=load_sampler, can=frozenset({"class_mix"}))
+                build_trainer=build_trainer, load_sampler=load_sampler, can=frozenset({"class_mix"}),
+                preset_for_data=preset_for_data)

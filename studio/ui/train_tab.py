@@ -17,6 +17,7 @@ import gradio as gr
 from studio.data.dataset import list_datasets
 from studio.errors import UserError
 from studio.jobs import JobManager, JobRequest
+from studio.jobspec import with_data_preset
 from studio.methods import method, training_methods
 from studio.methods.bsa import ADAPT_MODES, RUN_BASE, STUDIO_BASES, check_base
 from studio.models.biggan import BIGGAN_NAMES, resolve_biggan
@@ -312,14 +313,15 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
     preset.input(on_preset, [method, preset], inputs)
 
     # A refused start, continue or settings file is a sentence beside its button, never an error state (see refusing).
-    started = [start_note, panel.picked, *panel.outputs]
+    started = [start_note, preset, panel.picked, *panel.outputs]
 
     @refusing(len(started), prefix="**Not started:** ")
     def on_start(request: gr.Request, *values):
         jobs = sessions.jobs(request)
-        job = form_request(_form(*values), [v.run for v in jobs.runs()])
+        job, why = with_data_preset(sessions.workspace(request), form_request(_form(*values), [v.run for v in jobs.runs()]))
         jobs.submit(job)
-        return "", panel.select(jobs, job.run), *panel.refresh(jobs, job.run)
+        return (why, gr.update(value=job.preset) if why else gr.update(),  # the preset the images picked, shown
+                panel.select(jobs, job.run), *panel.refresh(jobs, job.run))
 
     start_btn.click(on_start, inputs, started)
 
