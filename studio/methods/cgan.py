@@ -177,7 +177,7 @@ class CGANConfig:
 _GPU = {"ema": 0.999, "augment": "color,translation,cutout", "lr_g": 2e-4}
 _GPU_LOOP = {"sample_every": 1000, "checkpoint_every": 5000}  # a 1024 px checkpoint is ~0.5 GB: not every 500 steps
 # Fine repeated detail (textiles, tilings, halftones): sub-pixel doubling and the latent in the finest two FiLM blocks
-# draw lattices more evenly, and a wider draw covers more of them (recall 0.42 → 0.58 on textures, 0.42 → 0.56 on the
+# draw lattices more evenly, and a wider draw covers more of them (recall 0.42 → 0.58 on textures, 0.48 → 0.59 on the
 # tiles family held out from tuning, docs/quality.md). Such images pick it themselves (preset_for_data); on smooth
 # skies the sub-pixel doubling leaves checkerboard traces, so it is no one's default.
 FINE_PATTERN_PRESET = "cpu-32-patterns"
