@@ -169,3 +169,19 @@ def test_each_settings_value_is_checked_and_named(ws, tmp_path, key, value, mess
     assert train_tab.read_settings(path, runs=["earlier"])["cgan_batch"] == 32
     with pytest.raises(UserError, match=r"\(iters\)"):
         train_tab.save_settings(ws, {**train_tab.default_form(ws), "iters": -5})
+
+
+def test_the_forms_preset_reaches_the_job_and_fine_patterns_pick_theirs(ws):
+    """A preset's settings that are not on the form reach the job (the GPU presets' EMA); a dataset of fine patterns
+    swaps the first-run preset for the pattern one, and back; a preset the visitor chose stays."""
+    form = {**train_tab.default_form(ws), **train_tab.preset_values("cgan", "gpu-64")}
+    assert check_before_queueing(ws, train_tab.form_request(form, taken=[])).config["ema"] == 0.999
+    create_demo_dataset(ws, "swatches", family="textures", per_class=4, size=32)
+    first = train_tab.default_form(ws)
+    picked, why = train_tab.suggested_preset(ws, {**first, "dataset": "swatches"})
+    assert picked == "cpu-32-patterns" and "fine repeating patterns" in why
+    spec = check_before_queueing(ws, train_tab.form_request({**first, "dataset": "swatches", "preset": picked}, taken=[]))
+    assert (spec.config["upsample"], spec.config["truncation"]) == ("shuffle", 1.3)
+    assert train_tab.suggested_preset(ws, {**first, "preset": picked}) == ("cpu-32", "")  # the demo's images: back
+    assert train_tab.suggested_preset(ws, {**first, "dataset": "swatches", "preset": "cpu-64"}) == ("cpu-64", "")
+

@@ -435,8 +435,8 @@ def test_only_the_workspace_is_served_over_http(app_url, tmp_path):
 
 
 def test_fine_patterns_train_with_their_preset_and_the_page_says_so(studio_page, app_url):
-    """Textile swatches, Start pressed on the plain form: the note under the button says which recipe the images
-    picked, and Generate's Truncation starts where that run samples."""
+    """Textile swatches picked on the first-run form: the note under Dataset says which preset the images picked and
+    the Preset shows it; the run trains with it, and Generate's Truncation starts where that run samples."""
     import re
 
     from playwright.sync_api import expect
@@ -450,15 +450,17 @@ def test_fine_patterns_train_with_their_preset_and_the_page_says_so(studio_page,
     page.locator("#train-method input[value=cgan]").check()
     page.locator("#train-dataset input").click()  # the focus lists the datasets made since the page loaded
     page.get_by_role("option", name="swatches").click()
+    note = page.locator("#train-data-note")
+    expect(note).to_contain_text("These images are fine repeating patterns", timeout=30_000)
+    expect(note).to_contain_text("cpu-32-patterns preset")
+    expect(page.locator("#train-preset input")).to_have_value(re.compile("fine repeating patterns"))
     page.locator("#train-run-name").get_by_role("textbox").fill("swatch-run")
     page.locator("#train-iters input").fill("10")
     page.locator("#train-iters input").press("Tab")
     page.locator("#train-start").click()
-    note = page.locator("#train-start-note")
-    expect(note).to_contain_text("These images are fine repeating patterns", timeout=30_000)
-    expect(note).to_contain_text("cpu-32-patterns preset")
-    expect(page.locator("#train-preset input")).to_have_value(re.compile("fine repeating patterns"))
     expect(page.locator("#train-status")).to_contain_text("Finished", timeout=120_000)
+    config = json.loads((app_url[1] / "runs" / "swatch-run" / "config.json").read_text())["config"]
+    assert (config["upsample"], config["truncation"]) == ("shuffle", 1.3)
     page.screenshot(path=str(SHOTS / "train_fine_patterns.png"), full_page=True)
     page.get_by_role("tab", name="Generate").click()
     page.locator("#generate-refresh").click()

@@ -20,6 +20,7 @@ from studio.jobs import JobManager, JobRequest
 from studio.jobspec import with_data_preset
 from studio.methods import method, training_methods
 from studio.methods.bsa import ADAPT_MODES, RUN_BASE, STUDIO_BASES, check_base
+from studio.methods.cgan import FINE_PATTERN_PRESET
 from studio.models.biggan import BIGGAN_NAMES, resolve_biggan
 from studio.models import CGAN_ARCHITECTURES, cgan_architecture
 from studio.options import Option, check, options, widget
@@ -95,10 +96,26 @@ def first_run(method_name: str) -> dict[str, Any]:
 
 
 def default_form(ws: Workspace) -> dict[str, Any]:
-    """The form a first visit shows: the demo cGAN on the demo dataset, if `ws` has one."""
+    """The form a first visit shows: the demo cGAN on the demo dataset, if `ws` has one (or the preset its images pick)."""
     datasets = dataset_choices(ws)
     dataset = "demo" if "demo" in datasets else (datasets[0] if datasets else None)
-    return {**first_run("bsa"), **first_run("cgan"), "run": "", "dataset": dataset, "device": "auto"}
+    form = {**first_run("bsa"), **first_run("cgan"), "run": "", "dataset": dataset, "device": "auto"}
+    return {**form, "preset": suggested_preset(ws, form)[0]}
+
+
+def suggested_preset(ws: Workspace, form: dict[str, Any]) -> tuple[str | None, str]:
+    """The cGAN preset for the form's dataset, and why when its images picked it (studio.jobspec.with_data_preset):
+    the first-run preset gives way to the one the images pick, and that one back when the images would not pick it.
+    A preset chosen otherwise is the visitor's and stays."""
+    preset = form.get("preset")
+    if form.get("method") != "cgan" or preset not in (None, FIRST_RUN_PRESET, FINE_PATTERN_PRESET) or not form.get("dataset"):
+        return preset, ""
+    try:
+        _, why = with_data_preset(ws, JobRequest("cgan", "form", dataset=form["dataset"],
+                                                 config={"arch": form.get("arch"), "resolution": form.get("resolution")}))
+    except UserError:  # an empty or damaged dataset: Start says so
+        return preset, ""
+    return (FINE_PATTERN_PRESET, why) if why else (FIRST_RUN_PRESET if preset == FINE_PATTERN_PRESET else preset, "")
 
 
 def form_request(form: dict[str, Any], taken: list[str]) -> JobRequest:
@@ -117,7 +134,10 @@ def form_request(form: dict[str, Any], taken: list[str]) -> JobRequest:
     config = {name: check(_option(form_key[name]), value) for name, value in config.items()}
     loop = {name: check(_option(name), value) for name, value in loop.items()}
     name = (form.get("run") or "").strip() or free_name(f"{dataset or 'run'}-{method_name}", taken.__contains__)
-    return JobRequest(method_name, name, dataset=dataset, config=config, loop=loop, device=form.get("device") or "auto")
+    # The preset too: its settings that are not on the form (the GPU presets' EMA, the pattern preset's upsampling)
+    # reach the job, under the form's own values.
+    return JobRequest(method_name, name, dataset=dataset, config=config, loop=loop, device=form.get("device") or "auto",
+                      preset=form.get("preset") or None)
 
 
 def save_settings(ws: Workspace, form: dict[str, Any]) -> Path:
@@ -225,6 +245,7 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
                                   info="A folder under runs/; letters, digits, '.', '_' and '-'.")
             dataset = gr.Dropdown(dataset_choices(built.ws), value=start["dataset"], label="Dataset",
                                   elem_id="train-dataset")
+            data_note = gr.Markdown(elem_id="train-data-note")  # which preset the dataset's images picked, and why
             method = gr.Radio(method_choices(), value=start["method"], **labelled("method"), elem_id="train-method")
             preset = gr.Dropdown(_preset_choices(start["method"]), value=start["preset"], **labelled("preset"),
                                  info="Fills the settings below with a tested recipe.", elem_id="train-preset")
@@ -297,9 +318,9 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
         values = first_run(m)
         return (gr.update(visible=m == "bsa"), gr.update(visible=m == "cgan"),
                 gr.update(choices=_preset_choices(m), value=values["preset"]),
-                *(gr.update(value=values[k]) for k in LOOP_FIELDS))
+                *(gr.update(value=values[k]) for k in LOOP_FIELDS), "")
 
-    method.input(on_method, [method], [bsa_group, cgan_group, preset, iters, sample_every, checkpoint_every])
+    method.input(on_method, [method], [bsa_group, cgan_group, preset, iters, sample_every, checkpoint_every, data_note])
 
     def on_arch(a, r):  # each architecture offers its own resolutions
         offered = _resolutions(a)
@@ -311,6 +332,14 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
         return _fill(preset_values(m, p)) if p else _fill({})
 
     preset.input(on_preset, [method, preset], inputs)
+    preset.input(lambda: "", None, [data_note])  # a preset the visitor chose is theirs: the images' pick no longer holds
+
+    @user_errors
+    def on_dataset(request: gr.Request, *values):
+        picked, why = suggested_preset(sessions.workspace(request), _form(*values))
+        return gr.update(value=picked), why and f"{why} Choose another preset to train otherwise."
+
+    dataset.input(on_dataset, inputs, [preset, data_note])
 
     # A refused start, continue or settings file is a sentence beside its button, never an error state (see refusing).
     started = [start_note, preset, panel.picked, *panel.outputs]
