@@ -35,3 +35,18 @@ def test_the_patterned_families_and_only_they_are_fine_patterns(family, fine):
 def test_other_sizes_are_refused_by_name():
     with pytest.raises(ValueError, match="32×32"):
         fine_detail_shares(torch.zeros(1, 3, 64, 64))
+
+
+def test_a_datasets_share_is_worked_out_once_per_content(workspace, monkeypatch):
+    from studio.data.dataset import Dataset, create_demo_dataset
+    from studio.data.fine_detail import dataset_fine_detail
+
+    create_demo_dataset(workspace, "swatches", family="textures", per_class=3, size=32)
+    ds = Dataset.open(workspace, "swatches")
+    share = dataset_fine_detail(ds)
+    assert share == median_fine_detail(ds.load_tensors(SIDE)[0]) and share >= FINE_MEDIAN
+    monkeypatch.setattr(Dataset, "load_tensors", lambda *a: pytest.fail("read the images again"))
+    assert dataset_fine_detail(Dataset.open(workspace, "swatches")) == share  # the Train tab's page loads: no decoding
+    monkeypatch.undo()
+    create_demo_dataset(workspace, "sky", family="horizons", per_class=3, size=32)
+    assert dataset_fine_detail(Dataset.open(workspace, "sky")) < FINE_MEDIAN  # other images, other fingerprint

@@ -14,6 +14,7 @@ import torch
 SIDE = 32            # the size the share is measured at, whatever the images' own
 MIN_CYCLES = 3       # cycles across SIDE px from which detail counts as fine
 FINE_MEDIAN = 0.9    # a dataset is fine patterns when its median image's share reaches this
+_MEDIANS: dict[str, float] = {}  # by dataset fingerprint (content hashes and crop): the Train tab asks on every page load
 
 
 def fine_detail_shares(images: torch.Tensor) -> torch.Tensor:
@@ -34,3 +35,14 @@ def fine_detail_shares(images: torch.Tensor) -> torch.Tensor:
 def median_fine_detail(images: torch.Tensor) -> float:
     """The dataset's median share (a few smooth images among patterned ones do not change the verdict)."""
     return float(fine_detail_shares(images).median())
+
+
+def dataset_fine_detail(ds) -> float:
+    """`median_fine_detail` of a studio.data.dataset.Dataset's images at SIDE px, worked out once per fingerprint."""
+    key = ds.fingerprint()
+    if key not in _MEDIANS:
+        if len(_MEDIANS) >= 256:  # a shared studio's many visitors: a bound, not a policy
+            _MEDIANS.clear()
+        _MEDIANS[key] = median_fine_detail(ds.load_tensors(SIDE)[0])
+    return _MEDIANS[key]
+

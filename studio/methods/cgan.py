@@ -578,11 +578,11 @@ def _recon_network(cfg: CGANConfig, device) -> nn.Module | None:
 def preset_for_data(ds, given: dict[str, Any]) -> tuple[str, str] | None:
     """The preset a new run with no preset named should take for dataset `ds`, and why, in a sentence; None: the
     defaults. `given` holds the values asked for: the fine-pattern recipe was measured on the light network at 32 px."""
-    from studio.data.fine_detail import FINE_MEDIAN, SIDE, median_fine_detail
+    from studio.data.fine_detail import FINE_MEDIAN, SIDE, dataset_fine_detail
 
     if given.get("arch", CGANConfig.arch) != "light" or given.get("resolution", CGANConfig.resolution) != SIDE:
         return None
-    share = median_fine_detail(ds.load_tensors(SIDE)[0])
+    share = dataset_fine_detail(ds)
     if share < FINE_MEDIAN:
         return None
     return FINE_PATTERN_PRESET, (f"These images are fine repeating patterns ({share:.0%} of the median image's contrast "
