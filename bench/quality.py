@@ -7,7 +7,8 @@
 For each dataset family (studio/data/families.py) and architecture: paint `per-class` training images and as
 many held-out ones per class (disjoint seeds), import the training half through the studio's import pipeline,
 train `python -m studio train cgan`'s default recipe (plus --set overrides) for the budget, then measure the
-samples against the held-out half: class fidelity (a judge CNN trained on the training half), k-NN precision/recall
+samples against the held-out half: class fidelity (a judge CNN trained on the training half; beside it, what the
+held-out paintings themselves score, the judge's own error on unseen real images), k-NN precision/recall
 and density/coverage (means over classes), KID, and the spread ratio (samples' mean pairwise distance / real
 images'), all in that judge's features, where held-out images and samples are equally unseen; printed and in the
 JSON also the brightness spread (of the images' mean brightness, samples / real; studio.metrics). The pseudo-arch
@@ -69,7 +70,7 @@ def main() -> None:
     print("\n".join(table))
 
 
-HEADER = ("| dataset | arch | steps | truncation | fidelity | precision | recall | density | coverage | KID×10³ | spread "
+HEADER = ("| dataset | arch | steps | truncation | fidelity (held-out real) | precision | recall | density | coverage | KID×10³ | spread "
           "| memorised (features / pixels) | grid |")
 SEPARATOR = "|" + "---|" * HEADER.count(" |")
 
@@ -161,8 +162,8 @@ class RealSampler:
         return torch.cat([self.sample(per_class, label=c, seed=seed) for c in self.classes])
 
 
-SCORES = ("judge_heldout_accuracy", "fidelity", "precision", "recall", "density", "coverage", "kid_x1000",
-          "kid_err_x1000", "spread", "brightness", "memorised", "memorised_pixels")
+SCORES = ("judge_heldout_accuracy", "fidelity_heldout", "fidelity", "precision", "recall", "density", "coverage",
+          "kid_x1000", "kid_err_x1000", "spread", "brightness", "memorised", "memorised_pixels")
 
 
 def measure(ws, family: str, arch: str, sampler, args: argparse.Namespace, *, steps: int, seconds: float,
@@ -181,7 +182,7 @@ def measure(ws, family: str, arch: str, sampler, args: argparse.Namespace, *, st
             for seed in range(args.seed, args.seed + args.eval_seeds)]
     mean = {k: round(fmean(r[k] for r in runs), 4) for k in SCORES}
     per_class = {m: {c: round(fmean(r["per_class"][m][c] for r in runs), 4) for c in runs[0]["per_class"][m]}
-                 for m in ("fidelity", "precision", "recall")}
+                 for m in ("fidelity", "fidelity_heldout", "precision", "recall")}
     recall_sd = stdev(r["recall"] for r in runs) if len(runs) > 1 else 0.0
     truncation = getattr(sampler, "truncation", 1.0)
     suffix = ("-" + args.tag if args.tag else "") + (f"-t{truncation:g}" if truncation != 1.0 else "")
@@ -196,7 +197,7 @@ def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: i
     """One evaluation seed's scores; `train` and `heldout` are the splits' (images, labels, classes)."""
     import torch
 
-    from studio.metrics import evaluate_sampler, sample_by_class, train_classifier
+    from studio.metrics import class_fidelity, evaluate_sampler, sample_by_class, train_classifier
     from studio.quality import kernel_inception_distance, memorisation
 
     (train_images, train_labels, classes), (images, labels, _) = train, heldout
@@ -204,6 +205,8 @@ def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: i
     judge = train_classifier(train_images, train_labels, len(classes), seed=seed)
     report = evaluate_sampler(sampler, images, labels, classes, n=n_samples, seed=seed, classifier=judge,
                               samples=samples)
+    # What a generator that drew exactly the held-out paintings would score: the judge's own error on unseen real ones.
+    report["fidelity_heldout"] = class_fidelity(judge, {c: images[labels == k] for k, c in enumerate(classes)}, classes)
     fakes = torch.cat(list(samples.values()))
     with torch.no_grad():
         fake_feats = judge.embed(fakes).cpu()
@@ -212,24 +215,24 @@ def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: i
         mem = memorisation(judge.embed(train_images.float()).cpu(), fake_feats,
                            train_images.float().flatten(1).cpu(), fakes.float().flatten(1).cpu())
     return {"judge_heldout_accuracy": report["classifier"]["heldout_accuracy"],
-            "fidelity": report["fidelity"]["mean"], "precision": report["precision"]["mean"],
-            "recall": report["recall"]["mean"], "density": report["density"]["mean"],
+            "fidelity_heldout": report["fidelity_heldout"]["mean"], "fidelity": report["fidelity"]["mean"],
+            "precision": report["precision"]["mean"], "recall": report["recall"]["mean"], "density": report["density"]["mean"],
             "coverage": report["coverage"]["mean"], "kid_x1000": 1000 * kid, "kid_err_x1000": 1000 * kid_err,
             "spread": report["diversity"]["mean_ratio"], "brightness": report["diversity"]["mean_brightness_ratio"],
             "memorised": mem["fraction"], "memorised_pixels": mem["pixel"]["fraction"],
-            "per_class": {m: {c: v for c, v in report[m].items() if c not in ("mean", "pooled")}
-                          for m in ("fidelity", "precision", "recall")}}
+            "per_class": {m: {c: v for c, v in report[m].items() if c not in ("mean", "pooled", "chance")}
+                          for m in ("fidelity", "fidelity_heldout", "precision", "recall")}}
 
 
 def format_row(r: dict) -> str:
-    return (f"{r['dataset']:10} {r['arch']:8} {r['steps']:6d} steps  t {r['truncation']:g}  fidelity {r['fidelity']:.2f}  precision {r['precision']:.2f}  "
+    return (f"{r['dataset']:10} {r['arch']:8} {r['steps']:6d} steps  t {r['truncation']:g}  fidelity {r['fidelity']:.2f} (held-out real {r['fidelity_heldout']:.2f})  precision {r['precision']:.2f}  "
             f"recall {r['recall']:.2f} ± {r['recall_sd']:.2f}  density {r['density']:.2f}  coverage {r['coverage']:.2f}  KID×10³ {r['kid_x1000']:.1f}  "
             f"spread {r['spread']:.2f}  brightness spread {r['brightness']:.2f}  "
             f"memorised {r['memorised']:.2f}/{r['memorised_pixels']:.2f}")
 
 
 def markdown_row(r: dict) -> str:
-    return (f"| {r['dataset']} | {r['arch']} | {r['steps']} | {r['truncation']:g} | {r['fidelity']:.2f} | {r['precision']:.2f} | {r['recall']:.2f} ± {r['recall_sd']:.2f} | "
+    return (f"| {r['dataset']} | {r['arch']} | {r['steps']} | {r['truncation']:g} | {r['fidelity']:.2f} ({r['fidelity_heldout']:.2f}) | {r['precision']:.2f} | {r['recall']:.2f} ± {r['recall_sd']:.2f} | "
             f"{r['density']:.2f} | {r['coverage']:.2f} | {r['kid_x1000']:.1f} ± {r['kid_err_x1000']:.1f} | {r['spread']:.2f} | "
             f"{r['memorised']:.2f} / {r['memorised_pixels']:.2f} | [grid]({r['grid']}) |")
 
