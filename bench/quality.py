@@ -12,7 +12,8 @@ held-out paintings themselves score, the judge's own error on unseen real images
 and density/coverage (means over classes), KID, and the spread ratio (samples' mean pairwise distance / real
 images'), all in that judge's features, where held-out images and samples are equally unseen; printed and in the
 JSON also the brightness spread (of the images' mean brightness, samples / real; studio.metrics). The pseudo-arch
-`real` draws its "samples" from the training half: what real images score, the ceiling of each column.
+`real` draws its "samples" from the training half: what real images score, the ceiling of each column but fidelity
+(the judge learnt from most of that half: fidelity's reference is the held-out half's own score, beside every cell).
 Each score is a mean over --eval-seeds evaluation seeds (fresh samples and judge each), recall with its spread.
 --truncations scores each trained generator again at other latent scales (z ~ N(0, t²)), one row each.
 Writes a markdown table, JSON and one sample grid per cell (rows = classes) under --out.
