@@ -36,7 +36,8 @@ MEANINGS = {
                  "other (about 5% happens by chance; much more means copies).",
     "diversity": "Diversity: spread of the samples / spread of the real images (near 0: mode collapse, one image "
                  "over and over; about 1: as varied as the dataset).",
-    "fidelity": "Class fidelity: share of a class's samples that a judge trained on the dataset puts in that class.",
+    "fidelity": "Class fidelity: share of a class's samples that a judge trained on the dataset puts in that class. "
+                "The judge errs on real images too: samples that score as the real ones are as recognisable as them.",
     "prompt": "Prompt score: CLIP similarity of the result with the prompt; the base BigGAN's on the same prompt "
               "and seed, for comparison.",
 }
@@ -196,5 +197,8 @@ def report_lines(report: dict[str, Any]) -> list[str]:
              f"in pixels: {100 * mem['pixel_fraction']:.0f}%)", MEANINGS["memorised"],
              f"Diversity {div['ratio']:.2f}" if div["ratio"] is not None else "Diversity: -", MEANINGS["diversity"]]
     if fidelity is not None and len(report["classes"]) > 1:
-        lines += [f"Class fidelity {fidelity:.2f} (chance {report['chance']:.2f})", MEANINGS["fidelity"]]
+        real = report["classifier"]["heldout_accuracy"]  # the figure to hold the samples' against
+        lines += [f"Class fidelity {fidelity:.2f} (chance {report['chance']:.2f}"
+                  + (f"; real images the judge did not learn from: {real:.2f})" if real is not None else ")"),
+                  MEANINGS["fidelity"]]
     return lines

@@ -46,13 +46,15 @@ def trained(tmp_path_factory):
 
 
 def test_evaluate_defaults_offline_to_the_judge_and_it_answers(trained, monkeypatch, quick_judge):
-    from studio.evaluate import evaluate_history, evaluate_run
+    from studio.evaluate import evaluate_history, evaluate_run, report_lines
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     choices, default = evaluate_panel.feature_choices(dev=False)
     assert default == "judge" and "judge" in dict((v, k) for k, v in choices)
     report = evaluate_run(trained, "small", n=30, features="judge", save=False)
     assert report["features"] == "judge:demo" and report["kid"]["value"] is not None
+    fidelity = next(line for line in report_lines(report) if line.startswith("Class fidelity"))
+    assert f"real images the judge did not learn from: {report['classifier']['heldout_accuracy']:.2f})" in fidelity
     assert evaluate_history(trained, "small", n=30, features="judge")[0]["step"] == 2
 
 
