@@ -318,6 +318,7 @@ def test_generate_a_class_grid_while_a_job_trains_and_download_it(studio_page, a
     expect(page.locator("#evaluate-card")).to_contain_text("judge:")
     print(f"Evaluate answered offline in {time.time() - clicked:.1f} s")
     expect(page.locator("#evaluate-card")).to_contain_text("Memorised")
+    expect(page.locator("#evaluate-card")).to_contain_text(re.compile(r"real images the judge did not learn from: \d\.\d\d"))
     expect(page.locator("#evaluate-gallery img")).to_have_count(8)
     page.locator("#evaluate-history-button").click()
     expect(page.locator("#evaluate-history")).to_contain_text("step", timeout=120_000)
