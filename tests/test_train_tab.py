@@ -178,10 +178,14 @@ def test_the_forms_preset_reaches_the_job_and_fine_patterns_pick_theirs(ws):
     assert check_before_queueing(ws, train_tab.form_request(form, taken=[])).config["ema"] == 0.999
     create_demo_dataset(ws, "swatches", family="textures", per_class=4, size=32)
     first = train_tab.default_form(ws)
-    picked, why = train_tab.suggested_preset(ws, {**first, "dataset": "swatches"})
-    assert picked == "cpu-32-patterns" and "fine repeating patterns" in why
-    spec = check_before_queueing(ws, train_tab.form_request({**first, "dataset": "swatches", "preset": picked}, taken=[]))
-    assert (spec.config["upsample"], spec.config["truncation"]) == ("shuffle", 1.3)
-    assert train_tab.suggested_preset(ws, {**first, "preset": picked}) == ("cpu-32", "")  # the demo's images: back
+    values, why = train_tab.dataset_preset_values(ws, {**first, "dataset": "swatches"})
+    assert values["preset"] == "cpu-32-patterns" and "fine repeating patterns" in why
+    # The preset's batch and steps fill the form, whose values the job takes over the preset's.
+    spec = check_before_queueing(ws, train_tab.form_request({**first, "dataset": "swatches", **values}, taken=[]))
+    assert (spec.config["upsample"], spec.config["truncation"], spec.config["batch"], spec.loop["iters"]) == (
+        "shuffle", 1.3, 16, 5000)
+    back, why = train_tab.dataset_preset_values(ws, {**first, **values})  # the demo's images: back, with its settings
+    assert (back["preset"], back["cgan_batch"], back["iters"], why) == ("cpu-32", 32, 3500, "")
+    assert train_tab.dataset_preset_values(ws, {**first, "dataset": "swatches", **values})[0] == {}  # no change
     assert train_tab.suggested_preset(ws, {**first, "dataset": "swatches", "preset": "cpu-64"}) == ("cpu-64", "")
 

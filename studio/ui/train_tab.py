@@ -100,7 +100,15 @@ def default_form(ws: Workspace) -> dict[str, Any]:
     datasets = dataset_choices(ws)
     dataset = "demo" if "demo" in datasets else (datasets[0] if datasets else None)
     form = {**first_run("bsa"), **first_run("cgan"), "run": "", "dataset": dataset, "device": "auto"}
-    return {**form, "preset": suggested_preset(ws, form)[0]}
+    return {**form, **dataset_preset_values(ws, form)[0]}
+
+
+def dataset_preset_values(ws: Workspace, form: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """What choosing the form's dataset changes on the form: the preset its images pick with that preset's settings
+    (the pattern preset's batch and steps are on the form, where the form's own values would win over the preset's),
+    or nothing when the preset stays; and why."""
+    picked, why = suggested_preset(ws, form)
+    return (preset_values("cgan", picked) if picked != form.get("preset") else {}), why
 
 
 def suggested_preset(ws: Workspace, form: dict[str, Any]) -> tuple[str | None, str]:
@@ -336,10 +344,10 @@ def render(sessions: Sessions, form_state: gr.BrowserState, *, dev: bool = False
 
     @user_errors
     def on_dataset(request: gr.Request, *values):
-        picked, why = suggested_preset(sessions.workspace(request), _form(*values))
-        return gr.update(value=picked), why and f"{why} Choose another preset to train otherwise."
+        changed, why = dataset_preset_values(sessions.workspace(request), _form(*values))
+        return *_fill(changed), why and f"{why} Choose another preset to train otherwise."
 
-    dataset.input(on_dataset, inputs, [preset, data_note])
+    dataset.input(on_dataset, inputs, [*inputs, data_note])
 
     # A refused start, continue or settings file is a sentence beside its button, never an error state (see refusing).
     started = [start_note, preset, panel.picked, *panel.outputs]
