@@ -455,13 +455,14 @@ def test_fine_patterns_train_with_their_preset_and_the_page_says_so(studio_page,
     expect(note).to_contain_text("These images are fine repeating patterns", timeout=30_000)
     expect(note).to_contain_text("cpu-32-patterns preset")
     expect(page.locator("#train-preset input")).to_have_value(re.compile("fine repeating patterns"))
+    expect(page.locator("#train-iters input")).to_have_value("5000")  # the preset's steps fill the form
     page.locator("#train-run-name").get_by_role("textbox").fill("swatch-run")
     page.locator("#train-iters input").fill("10")
     page.locator("#train-iters input").press("Tab")
     page.locator("#train-start").click()
     expect(page.locator("#train-status")).to_contain_text("Finished", timeout=120_000)
     config = json.loads((app_url[1] / "runs" / "swatch-run" / "config.json").read_text())["config"]
-    assert (config["upsample"], config["truncation"]) == ("shuffle", 1.3)
+    assert (config["upsample"], config["truncation"], config["batch"]) == ("shuffle", 1.3, 16)
     page.screenshot(path=str(SHOTS / "train_fine_patterns.png"), full_page=True)
     page.get_by_role("tab", name="Generate").click()
     page.locator("#generate-refresh").click()
