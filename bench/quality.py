@@ -16,6 +16,9 @@ JSON also the brightness spread (of the images' mean brightness, samples / real;
 (the judge learnt from most of that half: fidelity's reference is the held-out half's own score, beside every cell).
 Each score is a mean over --eval-seeds evaluation seeds (fresh samples and judge each), recall with its spread.
 --truncations scores each trained generator again at other latent scales (z ~ N(0, t²)), one row each.
+--strong-judge also scores fidelity with a judge trained three times as long on batches twice as large, twice as wide
+(about a minute a judge on one thread instead of five seconds): whether a fidelity below the bar is the samples' or
+the small judge's (docs/quality.md, the twenty-sixth round).
 Writes a markdown table, JSON and one sample grid per cell (rows = classes) under --out.
 
 Not a test: numbers depend on the machine and on what else runs on it; the budget is wall time.
@@ -48,6 +51,8 @@ def main() -> None:
     p.add_argument("--truncations", nargs="+", type=float, metavar="T",
                    help="latent scales to score each trained generator at, one row each (training runs once); "
                         "default: the run's own (its config's truncation)")
+    p.add_argument("--strong-judge", action="store_true",
+                   help="also score fidelity (samples' and held-out paintings') with a larger, longer-trained judge")
     p.add_argument("--out", type=Path, default=Path("docs/quality"))
     p.add_argument("--tag", default="", help="suffix of the output files (to keep several sweeps)")
     args = p.parse_args()
@@ -163,10 +168,6 @@ class RealSampler:
         return torch.cat([self.sample(per_class, label=c, seed=seed) for c in self.classes])
 
 
-SCORES = ("judge_heldout_accuracy", "fidelity_heldout", "fidelity", "precision", "recall", "density", "coverage",
-          "kid_x1000", "kid_err_x1000", "spread", "brightness", "memorised", "memorised_pixels")
-
-
 def measure(ws, family: str, arch: str, sampler, args: argparse.Namespace, *, steps: int, seconds: float,
             config: dict) -> dict:
     """The scores of one cell, averaged over `args.eval_seeds` evaluation seeds from `args.seed` (each draws its own
@@ -179,11 +180,11 @@ def measure(ws, family: str, arch: str, sampler, args: argparse.Namespace, *, st
 
     resolution = sampler.grid(1)[0].shape[-1]
     train, heldout = (Dataset.open(ws, split).load_tensors(resolution) for split in ("train", "heldout"))
-    runs = [_measure_once(sampler, train, heldout, args.samples, seed)
+    runs = [_measure_once(sampler, train, heldout, args.samples, seed, strong_judge=args.strong_judge)
             for seed in range(args.seed, args.seed + args.eval_seeds)]
-    mean = {k: round(fmean(r[k] for r in runs), 4) for k in SCORES}
+    mean = {k: round(fmean(r[k] for r in runs), 4) for k in runs[0] if k != "per_class"}
     per_class = {m: {c: round(fmean(r["per_class"][m][c] for r in runs), 4) for c in runs[0]["per_class"][m]}
-                 for m in ("fidelity", "fidelity_heldout", "precision", "recall")}
+                 for m in runs[0]["per_class"]}
     recall_sd = stdev(r["recall"] for r in runs) if len(runs) > 1 else 0.0
     truncation = getattr(sampler, "truncation", 1.0)
     suffix = ("-" + args.tag if args.tag else "") + (f"-t{truncation:g}" if truncation != 1.0 else "")
@@ -194,7 +195,10 @@ def measure(ws, family: str, arch: str, sampler, args: argparse.Namespace, *, st
             "recall_sd": round(recall_sd, 4), "eval_seeds": len(runs), "per_class": per_class, "grid": grid_path.name}
 
 
-def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: int) -> dict:
+STRONG_JUDGE = {"steps": 1500, "batch": 32, "width": 32}  # the default judge: 500 steps of 16 images, width 16
+
+
+def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: int, *, strong_judge: bool = False) -> dict:
     """One evaluation seed's scores; `train` and `heldout` are the splits' (images, labels, classes)."""
     import torch
 
@@ -207,7 +211,14 @@ def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: i
     report = evaluate_sampler(sampler, images, labels, classes, n=n_samples, seed=seed, classifier=judge,
                               samples=samples)
     # What a generator that drew exactly the held-out paintings would score: the judge's own error on unseen real ones.
-    report["fidelity_heldout"] = class_fidelity(judge, {c: images[labels == k] for k, c in enumerate(classes)}, classes)
+    paintings = {c: images[labels == k] for k, c in enumerate(classes)}
+    report["fidelity_heldout"] = class_fidelity(judge, paintings, classes)
+    judged = ("fidelity", "fidelity_heldout")
+    if strong_judge:
+        strong = train_classifier(train_images, train_labels, len(classes), seed=seed, **STRONG_JUDGE)
+        report["fidelity_strong"] = class_fidelity(strong, samples, classes)
+        report["fidelity_heldout_strong"] = class_fidelity(strong, paintings, classes)
+        judged += ("fidelity_strong", "fidelity_heldout_strong")
     fakes = torch.cat(list(samples.values()))
     with torch.no_grad():
         fake_feats = judge.embed(fakes).cpu()
@@ -215,21 +226,22 @@ def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: i
         # Near-copies of training images (about 5% of fresh images are flagged by chance; studio.quality).
         mem = memorisation(judge.embed(train_images.float()).cpu(), fake_feats,
                            train_images.float().flatten(1).cpu(), fakes.float().flatten(1).cpu())
-    return {"judge_heldout_accuracy": report["classifier"]["heldout_accuracy"],
-            "fidelity_heldout": report["fidelity_heldout"]["mean"], "fidelity": report["fidelity"]["mean"],
+    return {"judge_heldout_accuracy": report["classifier"]["heldout_accuracy"], **{m: report[m]["mean"] for m in judged},
             "precision": report["precision"]["mean"], "recall": report["recall"]["mean"], "density": report["density"]["mean"],
             "coverage": report["coverage"]["mean"], "kid_x1000": 1000 * kid, "kid_err_x1000": 1000 * kid_err,
             "spread": report["diversity"]["mean_ratio"], "brightness": report["diversity"]["mean_brightness_ratio"],
             "memorised": mem["fraction"], "memorised_pixels": mem["pixel"]["fraction"],
             "per_class": {m: {c: v for c, v in report[m].items() if c not in ("mean", "pooled", "chance")}
-                          for m in ("fidelity", "fidelity_heldout", "precision", "recall")}}
+                          for m in (*judged, "precision", "recall")}}
 
 
 def format_row(r: dict) -> str:
     return (f"{r['dataset']:10} {r['arch']:8} {r['steps']:6d} steps  t {r['truncation']:g}  fidelity {r['fidelity']:.2f} (held-out real {r['fidelity_heldout']:.2f})  precision {r['precision']:.2f}  "
             f"recall {r['recall']:.2f} ± {r['recall_sd']:.2f}  density {r['density']:.2f}  coverage {r['coverage']:.2f}  KID×10³ {r['kid_x1000']:.1f}  "
             f"spread {r['spread']:.2f}  brightness spread {r['brightness']:.2f}  "
-            f"memorised {r['memorised']:.2f}/{r['memorised_pixels']:.2f}")
+            f"memorised {r['memorised']:.2f}/{r['memorised_pixels']:.2f}"
+            + (f"  strong judge: fidelity {r['fidelity_strong']:.2f} (held-out real {r['fidelity_heldout_strong']:.2f})"
+               if "fidelity_strong" in r else ""))
 
 
 def markdown_row(r: dict) -> str:

@@ -151,7 +151,7 @@ def stratified_split(labels: torch.Tensor, holdout: float, seed: int) -> tuple[t
 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, n_classes: int, *, steps: int = 500,
-                     batch: int = 16, lr: float = 2e-3, holdout: float = 0.2, seed: int = 0,
+                     batch: int = 16, lr: float = 2e-3, holdout: float = 0.2, seed: int = 0, width: int = 16,
                      device: str | torch.device = "cpu", precision: str = "auto") -> Classifier:
     """Train the judge on images [N, 3, H, W] in [-1, 1]; same seed, same judge.
 
@@ -165,7 +165,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, n_classes: int,
     resolve_precision(precision, device)  # a bad name is refused before the judge trains
     with torch.random.fork_rng(devices=[]):  # seeded init without disturbing the caller's global RNG
         torch.manual_seed(seed)
-        model = Classifier(n_classes, precision=precision).to(device)
+        model = Classifier(n_classes, width=width, precision=precision).to(device)
     if n_classes < 2:
         model.train_images = len(images)
         model.set_scale(images)

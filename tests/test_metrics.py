@@ -123,6 +123,8 @@ def test_classifier_is_deterministic_for_a_seed(demo):
     a, b = (train_classifier(real, labels, 3, steps=5, seed=3) for _ in range(2))
     c = train_classifier(real, labels, 3, steps=5, seed=4)
     assert torch.equal(a.embed(real), b.embed(real)) and not torch.equal(a.embed(real), c.embed(real))
+    wide = train_classifier(real, labels, 3, steps=5, seed=3, width=32)  # bench/quality.py's --strong-judge
+    assert wide.embed(real).shape == (len(real), 32 + 64 + 128) and wide.heldout_accuracy is not None
 
 
 def test_one_class_needs_no_judge_and_missing_classes_are_refused(demo):
