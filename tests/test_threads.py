@@ -68,13 +68,13 @@ def test_a_job_process_is_started_with_the_jobs_share(workspace, monkeypatch):
 def test_the_cli_run_as_a_program_uses_the_cores_it_has(workspace, monkeypatch, capsys):
     before = torch.get_num_threads()
     monkeypatch.setattr(devices, "available_cores", lambda environ=None, cpu_max=None: before + 1)
-    monkeypatch.setattr(sys, "argv", ["studio", "--workspace", str(workspace), "dataset", "list"])
+    monkeypatch.setattr(sys, "argv", ["studio", "--workspace", str(workspace.root), "dataset", "list"])
     try:
         assert cli.main() == 0
         assert torch.get_num_threads() == before + 1
     finally:
         torch.set_num_threads(before)
-    assert cli.main(["--workspace", str(workspace), "dataset", "list"]) == 0
+    assert cli.main(["--workspace", str(workspace.root), "dataset", "list"]) == 0
     assert torch.get_num_threads() == before  # a caller in this process keeps its own
 
 
