@@ -27,7 +27,8 @@ def test_stripes_are_all_fine_detail_and_a_gradient_none():
 
 
 @pytest.mark.parametrize(("family", "fine"), [("textures", True), ("tiles", True), ("demo", False),
-                                              ("horizons", False), ("posters", False), ("ornaments", False)])
+                                              ("horizons", False), ("posters", False), ("ornaments", False),
+                                              ("brushwork", False)])
 def test_the_patterned_families_and_only_they_are_fine_patterns(family, fine):
     assert (median_fine_detail(_as_trained(family)) >= FINE_MEDIAN) == fine
 

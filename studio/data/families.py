@@ -17,6 +17,10 @@ stresses something different that a generator must learn:
                what was tuned on textures holds for other periodic patterns: bricks (running bond, a
                shade per brick), tartan (crossing bands whose colours mix), harlequin (diamonds in two
                colours). Its colours come from its own pool, shared by its three classes
+    brushwork  painted after every recipe choice, to test on only: the marks of a hand rather than
+               shapes: impressionist (short broken strokes that follow a sky and a field), pointillist
+               (dots of a few pure colours whose mixture paints a soft scene), cubist (a picture plane
+               broken into flat facets, each shaded across, with dark contours on some edges)
 
 Like the demo, every image is a pure function of (family, label, seed, size), painted at 2x and
 downsampled, and no global RNG is touched. `family_images(..., split=...)` gives disjoint train and
@@ -53,6 +57,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "posters": ("constructivist", "bauhaus", "stripes"),
     "ornaments": ("mandala", "kaleidoscope", "frieze"),
     "tiles": ("bricks", "tartan", "harlequin"),
+    "brushwork": ("impressionist", "pointillist", "cubist"),
 }
 
 SPLITS: tuple[str, ...] = ("train", "heldout")
@@ -682,10 +687,109 @@ def _paint_harlequin(rng: np.random.Generator, side: int) -> Image.Image:
     return _finish(pixels)
 
 
+# --------------------------------------------------------------------------- brushwork
+
+# (sky, sky near the horizon, field, field near the horizon): day, evening, overcast, autumn.
+_LANDSCAPES: tuple[tuple[Colour, ...], ...] = (
+    ((104, 150, 214), (206, 220, 232), (70, 128, 58), (176, 180, 84)),
+    ((122, 96, 168), (244, 170, 120), (60, 84, 70), (150, 120, 70)),
+    ((150, 160, 170), (214, 212, 200), (96, 118, 80), (160, 160, 120)),
+    ((96, 140, 190), (236, 214, 170), (168, 90, 40), (214, 168, 70)),
+)
+
+
+def _landscape(rng: np.random.Generator, side: int) -> tuple[np.ndarray, float]:
+    # The scene under the marks: a sky over a field, each a gradient, split at a horizon.
+    sky, haze, field, near = (_jitter(rng, c, 16) for c in _pick(rng, _LANDSCAPES))
+    horizon = rng.uniform(0.35, 0.65)
+    _, y = _grid(side)
+    pixels = _sky(side, y, [(0.0, sky), (horizon, haze), (horizon + 1e-3, near), (1.0, field)])
+    return pixels, horizon
+
+
+def _paint_impressionist(rng: np.random.Generator, side: int) -> Image.Image:
+    scene, horizon = _landscape(rng, side)
+    canvas = Image.fromarray(np.clip(scene, 0, 255).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(canvas)
+    length, width = side * rng.uniform(0.05, 0.09), side * rng.uniform(0.015, 0.03)
+    for _ in range(int(rng.integers(500, 800))):
+        cx, cy = rng.uniform(0, 1, 2)
+        # Sky strokes lie nearly flat; the field's lean up, as grass and crops are painted.
+        angle = rng.normal(0, 0.25) + (0 if cy < horizon else rng.choice([-1.0, 1.0]) * rng.uniform(0.6, 1.3))
+        base = scene[min(int(cy * side), side - 1), min(int(cx * side), side - 1)]
+        colour = tuple(int(v) for v in np.clip(base + rng.normal(0, 22, 3) + rng.uniform(-18, 18), 0, 255))
+        du, dv = np.array([math.cos(angle), math.sin(angle)]), np.array([-math.sin(angle), math.cos(angle)])
+        centre = np.array([cx, cy]) * side
+        corners = [centre + su * length / 2 * du + sv * width / 2 * dv for su, sv in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+        draw.polygon([tuple(c) for c in corners], fill=colour)
+    return canvas
+
+
+# Pure colours a pointillist lays side by side for the eye to mix.
+_POINTILLIST_INKS: tuple[Colour, ...] = ((232, 64, 48), (246, 196, 40), (60, 140, 70), (48, 92, 196),
+                                          (244, 240, 226), (150, 60, 150), (250, 140, 60))
+
+
+def _paint_pointillist(rng: np.random.Generator, side: int) -> Image.Image:
+    scene, _ = _landscape(rng, side)
+    if rng.random() < 0.6:  # a sun or a tree crown: a soft round shape for the dots to gather into
+        x, y = _grid(side)
+        centre, radius = rng.uniform(0.2, 0.8, 2), rng.uniform(0.1, 0.22)
+        _paint(scene, np.clip(1.5 - np.hypot(x - centre[0], y - centre[1]) / radius, 0, 1),
+               _jitter(rng, _pick(rng, ((250, 210, 90), (40, 90, 50), (230, 110, 70))), 16))
+    inks = np.asarray(_POINTILLIST_INKS, np.float32)
+    canvas = Image.new("RGB", (side, side), _jitter(rng, (238, 232, 216), 10))
+    draw = ImageDraw.Draw(canvas)
+    radius = side * rng.uniform(0.008, 0.014)
+    count = int(0.9 / (radius / side) ** 2)  # enough dots to cover the canvas about twice
+    points = rng.uniform(0, 1, (count, 2))
+    for cx, cy in points:
+        target = scene[min(int(cy * side), side - 1), min(int(cx * side), side - 1)]
+        # The ink nearest the scene's colour, often, or a neighbour of it: the mixture reads as the scene.
+        near = np.argsort(np.abs(inks - target).sum(1))
+        ink = inks[near[0] if rng.random() < 0.65 else near[int(rng.integers(1, 3))]]
+        px, py, r = cx * side, cy * side, radius * rng.uniform(0.8, 1.2)
+        draw.ellipse([px - r, py - r, px + r, py + r], fill=tuple(int(v) for v in ink))
+    return canvas
+
+
+# Muted ochres, browns, greys and greens of analytic and early synthetic cubism.
+_CUBIST_PALETTES: tuple[tuple[Colour, ...], ...] = (
+    ((186, 150, 96), (120, 92, 60), (200, 190, 160), (90, 96, 84), (150, 120, 80)),
+    ((160, 160, 150), (100, 104, 108), (206, 196, 170), (70, 74, 80), (170, 140, 100)),
+    ((120, 130, 100), (180, 170, 130), (90, 70, 56), (210, 200, 176), (140, 100, 70)),
+)
+
+
+def _paint_cubist(rng: np.random.Generator, side: int) -> Image.Image:
+    x, y = _grid(side)
+    palette = [_jitter(rng, c, 14) for c in _pick(rng, _CUBIST_PALETTES)]
+    # Facets: the cells of a few seeds, crowded towards a centre of interest as in a cubist still life.
+    count = int(rng.integers(12, 26))
+    focus = rng.uniform(0.35, 0.65, 2)
+    seeds = np.clip(focus + rng.normal(0, 0.28, (count, 2)), 0, 1)
+    distance = np.hypot(x[..., None] - seeds[:, 0], y[..., None] - seeds[:, 1])
+    order = np.argsort(distance, axis=-1)
+    nearest, second = np.take_along_axis(distance, order[..., :2], -1).transpose(2, 0, 1)
+    cell = order[..., 0]
+    # Each facet: a flat colour shaded along its own direction, lit on one side, dark on the other.
+    colours = np.asarray([_pick(rng, palette) for _ in range(count)], np.float32)
+    angles = rng.uniform(0, 2 * math.pi, count)
+    along = (x - seeds[cell, 0]) * np.cos(angles[cell]) + (y - seeds[cell, 1]) * np.sin(angles[cell])
+    shade = np.clip(1 + along * rng.uniform(1.5, 3.0), 0.55, 1.45)[..., None]
+    pixels = colours[cell] * shade
+    # Dark contours on about half the edges (the planes of one object), a pair of cells at a time.
+    drawn = rng.random((count, count)) < 0.5
+    edge = drawn[cell, order[..., 1]] | drawn[order[..., 1], cell]
+    _paint(pixels, _cover((second - nearest) / 2 - 0.004, side) * edge, _mix(palette[1], (20, 16, 12), 0.6))
+    return _finish(pixels)
+
+
 _PAINTERS: dict[str, dict[str, Painter]] = {
     "horizons": {"sunset": _paint_sunset, "moonlit": _paint_moonlit, "dunes": _paint_dunes},
     "textures": {"waves": _paint_waves, "weave": _paint_weave, "dots": _paint_dots},
     "posters": {"constructivist": _paint_constructivist, "bauhaus": _paint_bauhaus, "stripes": _paint_stripes},
     "ornaments": {"mandala": _paint_mandala, "kaleidoscope": _paint_kaleidoscope, "frieze": _paint_frieze},
     "tiles": {"bricks": _paint_bricks, "tartan": _paint_tartan, "harlequin": _paint_harlequin},
+    "brushwork": {"impressionist": _paint_impressionist, "pointillist": _paint_pointillist, "cubist": _paint_cubist},
 }
