@@ -720,7 +720,8 @@ def _paint_impressionist(rng: np.random.Generator, side: int) -> Image.Image:
         colour = tuple(int(v) for v in np.clip(base + rng.normal(0, 22, 3) + rng.uniform(-18, 18), 0, 255))
         du, dv = np.array([math.cos(angle), math.sin(angle)]), np.array([-math.sin(angle), math.cos(angle)])
         centre = np.array([cx, cy]) * side
-        corners = [centre + su * length / 2 * du + sv * width / 2 * dv for su, sv in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
+        corners = [centre + su * length / 2 * du + sv * width / 2 * dv
+                   for su, sv in ((-1, -1), (1, -1), (1, 1), (-1, 1))]
         draw.polygon([tuple(c) for c in corners], fill=colour)
     return canvas
 
@@ -768,10 +769,15 @@ def _paint_cubist(rng: np.random.Generator, side: int) -> Image.Image:
     count = int(rng.integers(12, 26))
     focus = rng.uniform(0.35, 0.65, 2)
     seeds = np.clip(focus + rng.normal(0, 0.28, (count, 2)), 0, 1)
-    distance = np.hypot(x[..., None] - seeds[:, 0], y[..., None] - seeds[:, 1])
-    order = np.argsort(distance, axis=-1)
-    nearest, second = np.take_along_axis(distance, order[..., :2], -1).transpose(2, 0, 1)
-    cell = order[..., 0]
+    # The nearest seed and the second nearest, one seed at a time (a [side, side, count] array is 2 GB at 1024 px).
+    nearest, second = np.full(x.shape, np.inf), np.full(x.shape, np.inf)
+    cell, neighbour = np.zeros(x.shape, int), np.zeros(x.shape, int)
+    for k, (sx, sy) in enumerate(seeds):
+        d = np.hypot(x - sx, y - sy)
+        closer, between = d < nearest, (d >= nearest) & (d < second)
+        second = np.where(closer, nearest, np.where(between, d, second))
+        neighbour = np.where(closer, cell, np.where(between, k, neighbour))
+        nearest, cell = np.where(closer, d, nearest), np.where(closer, k, cell)
     # Each facet: a flat colour shaded along its own direction, lit on one side, dark on the other.
     colours = np.asarray([_pick(rng, palette) for _ in range(count)], np.float32)
     angles = rng.uniform(0, 2 * math.pi, count)
@@ -780,7 +786,7 @@ def _paint_cubist(rng: np.random.Generator, side: int) -> Image.Image:
     pixels = colours[cell] * shade
     # Dark contours on about half the edges (the planes of one object), a pair of cells at a time.
     drawn = rng.random((count, count)) < 0.5
-    edge = drawn[cell, order[..., 1]] | drawn[order[..., 1], cell]
+    edge = drawn[cell, neighbour] | drawn[neighbour, cell]
     _paint(pixels, _cover((second - nearest) / 2 - 0.004, side) * edge, _mix(palette[1], (20, 16, 12), 0.6))
     return _finish(pixels)
 
