@@ -9,8 +9,11 @@ import hashlib
 import hmac
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -22,6 +25,8 @@ from studio.jobs import JobManager, JobRequest, JobView
 from studio.ui.app import blocked_paths, served_paths
 from studio.ui.session import Sessions, private_dir
 from studio.workspace import USERS, Workspace
+
+REPO = Path(__file__).resolve().parents[1]
 
 SMALL = {"g_ch": 8, "d_ch": 8, "batch": 8, "resolution": 32}
 
@@ -238,3 +243,19 @@ def test_workspaces_no_one_came_back_to_are_cleaned_up(workspace, monkeypatch):
     assert not folders["open"].exists()
     assert sessions._bind(keys["gone"], _page("gone-again")) == keys["gone"]
     assert sessions.workspace(_page("gone-again")).root == folders["gone"] and folders["gone"].is_dir()
+
+
+def test_the_empty_workspace_a_shared_page_is_built_from_goes_when_the_studio_stops(workspace, tmp_path):
+    """One was left in the temp folder per start of a shared studio; now it is removed when the process exits."""
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    script = ("import sys; from studio.jobs import JobManager; from studio.ui.session import Sessions; "
+              "from studio.workspace import Workspace\n"
+              "ws = Workspace.resolve(sys.argv[1])\n"
+              "sessions = Sessions(ws, JobManager(ws, background=False), multi_user=True)\n"
+              "print(sessions.at_build().ws.root)")
+    out = subprocess.run([sys.executable, "-c", script, str(workspace.root)], capture_output=True, text=True,
+                         env={**os.environ, "TMPDIR": str(temp), "OMP_NUM_THREADS": "1"}, cwd=REPO, check=True)
+    built_from = Path(out.stdout.strip().splitlines()[-1])
+    assert built_from.parent == temp and built_from.name.startswith("studio-empty-")
+    assert not built_from.exists() and not list(temp.iterdir())

@@ -58,7 +58,9 @@ class Sessions:
         self._opened: dict[str, list[float]] = {}  # client address → when it opened new workspaces (last minute)
         self._users_bytes = (float("-inf"), 0)  # (when measured, bytes): all workspaces' disk, measured at most once a minute
         # What the page is built with: a shared studio's is an empty workspace, so no one's names are in anyone's page.
-        self._built_from = Workspace.resolve(tempfile.mkdtemp(prefix="studio-empty-")) if multi_user else ws
+        # A TemporaryDirectory, so it goes when the studio stops (it finalises at exit) instead of one left per start.
+        self._empty = tempfile.TemporaryDirectory(prefix="studio-empty-") if multi_user else None
+        self._built_from = Workspace.resolve(self._empty.name) if self._empty else ws
         self.loaded: gr.events.Dependency | None = None
 
     def render(self, demo: gr.Blocks) -> None:
