@@ -17,6 +17,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
+from conftest import ROOT
 
 from studio.data import limits
 from studio.data.dataset import create_demo_dataset, list_datasets
@@ -25,8 +26,6 @@ from studio.jobs import JobManager, JobRequest, JobView
 from studio.ui.app import blocked_paths, served_paths
 from studio.ui.session import Sessions, private_dir
 from studio.workspace import USERS, Workspace
-
-REPO = Path(__file__).resolve().parents[1]
 
 SMALL = {"g_ch": 8, "d_ch": 8, "batch": 8, "resolution": 32}
 
@@ -255,7 +254,7 @@ def test_the_empty_workspace_a_shared_page_is_built_from_goes_when_the_studio_st
               "sessions = Sessions(ws, JobManager(ws, background=False), multi_user=True)\n"
               "print(sessions.at_build().ws.root)")
     out = subprocess.run([sys.executable, "-c", script, str(workspace.root)], capture_output=True, text=True,
-                         env={**os.environ, "TMPDIR": str(temp), "OMP_NUM_THREADS": "1"}, cwd=REPO, check=True)
+                         env={**os.environ, "TMPDIR": str(temp), "OMP_NUM_THREADS": "1"}, cwd=ROOT, check=True)
     built_from = Path(out.stdout.strip().splitlines()[-1])
     assert built_from.parent == temp and built_from.name.startswith("studio-empty-")
     assert not built_from.exists() and not list(temp.iterdir())

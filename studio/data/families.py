@@ -707,17 +707,21 @@ def _landscape(rng: np.random.Generator, side: int) -> tuple[np.ndarray, float]:
     return pixels, horizon
 
 
+def _colour_at(scene: np.ndarray, cx: float, cy: float) -> np.ndarray:
+    side = scene.shape[0]
+    return scene[min(int(cy * side), side - 1), min(int(cx * side), side - 1)]
+
+
 def _paint_impressionist(rng: np.random.Generator, side: int) -> Image.Image:
     scene, horizon = _landscape(rng, side)
-    canvas = Image.fromarray(np.clip(scene, 0, 255).astype(np.uint8), "RGB")
+    canvas = _finish(scene)
     draw = ImageDraw.Draw(canvas)
     length, width = side * rng.uniform(0.05, 0.09), side * rng.uniform(0.015, 0.03)
     for _ in range(int(rng.integers(500, 800))):
         cx, cy = rng.uniform(0, 1, 2)
         # Sky strokes lie nearly flat; the field's lean up, as grass and crops are painted.
         angle = rng.normal(0, 0.25) + (0 if cy < horizon else rng.choice([-1.0, 1.0]) * rng.uniform(0.6, 1.3))
-        base = scene[min(int(cy * side), side - 1), min(int(cx * side), side - 1)]
-        colour = tuple(int(v) for v in np.clip(base + rng.normal(0, 22, 3) + rng.uniform(-18, 18), 0, 255))
+        colour = tuple(int(v) for v in np.clip(_colour_at(scene, cx, cy) + rng.normal(0, 22, 3) + rng.uniform(-18, 18), 0, 255))
         du, dv = np.array([math.cos(angle), math.sin(angle)]), np.array([-math.sin(angle), math.cos(angle)])
         centre = np.array([cx, cy]) * side
         corners = [centre + su * length / 2 * du + sv * width / 2 * dv
@@ -745,9 +749,8 @@ def _paint_pointillist(rng: np.random.Generator, side: int) -> Image.Image:
     count = int(0.9 / (radius / side) ** 2)  # enough dots to cover the canvas about twice
     points = rng.uniform(0, 1, (count, 2))
     for cx, cy in points:
-        target = scene[min(int(cy * side), side - 1), min(int(cx * side), side - 1)]
         # The ink nearest the scene's colour, often, or a neighbour of it: the mixture reads as the scene.
-        near = np.argsort(np.abs(inks - target).sum(1))
+        near = np.argsort(np.abs(inks - _colour_at(scene, cx, cy)).sum(1))
         ink = inks[near[0] if rng.random() < 0.65 else near[int(rng.integers(1, 3))]]
         px, py, r = cx * side, cy * side, radius * rng.uniform(0.8, 1.2)
         draw.ellipse([px - r, py - r, px + r, py + r], fill=tuple(int(v) for v in ink))
