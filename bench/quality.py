@@ -11,7 +11,9 @@ samples against the held-out half: class fidelity (a judge CNN trained on the tr
 held-out paintings themselves score, the judge's own error on unseen real images), k-NN precision/recall
 and density/coverage (means over classes), KID, and the spread ratio (samples' mean pairwise distance / real
 images'), all in that judge's features, where held-out images and samples are equally unseen; printed and in the
-JSON also the brightness spread (of the images' mean brightness, samples / real; studio.metrics). The pseudo-arch
+JSON also the brightness spread (of the images' mean brightness, samples / real; studio.metrics) and the
+straightness (how straight the samples' edges run, studio.quality.edge_straightness; beside it the held-out
+paintings' own: round blobs where the paintings have facets score below them). The pseudo-arch
 `real` draws its "samples" from the training half: what real images score, the ceiling of each column but fidelity
 (the judge learnt from most of that half: fidelity's reference is the held-out half's own score, beside every cell).
 Each score is a mean over --eval-seeds evaluation seeds (fresh samples and judge each), recall with its spread.
@@ -76,7 +78,7 @@ def main() -> None:
     print("\n".join(table))
 
 
-HEADER = ("| dataset | arch | steps | truncation | fidelity (held-out real) | precision | recall | density | coverage | KID×10³ | spread "
+HEADER = ("| dataset | arch | steps | truncation | fidelity (held-out real) | precision | recall | density | coverage | KID×10³ | spread | straightness (held-out real) "
           "| memorised (features / pixels) | grid |")
 SEPARATOR = "|" + "---|" * HEADER.count(" |")
 
@@ -203,7 +205,7 @@ def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: i
     import torch
 
     from studio.metrics import class_fidelity, evaluate_sampler, sample_by_class, train_classifier
-    from studio.quality import kernel_inception_distance, memorisation
+    from studio.quality import edge_straightness, kernel_inception_distance, memorisation
 
     (train_images, train_labels, classes), (images, labels, _) = train, heldout
     samples = sample_by_class(sampler, n_samples, seed)
@@ -219,6 +221,9 @@ def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: i
         report["fidelity_strong"] = class_fidelity(strong, samples, classes)
         report["fidelity_heldout_strong"] = class_fidelity(strong, paintings, classes)
         judged += ("fidelity_strong", "fidelity_heldout_strong")
+    # How straight edges run, in the samples and in the held-out paintings of each class (its reference, as fidelity's).
+    straightness = {"straightness": {c: edge_straightness(samples[c]).mean().item() for c in classes},
+                    "straightness_heldout": {c: edge_straightness(paintings[c]).mean().item() for c in classes}}
     fakes = torch.cat(list(samples.values()))
     with torch.no_grad():
         fake_feats = judge.embed(fakes).cpu()
@@ -229,16 +234,17 @@ def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: i
     return {"judge_heldout_accuracy": report["classifier"]["heldout_accuracy"], **{m: report[m]["mean"] for m in judged},
             "precision": report["precision"]["mean"], "recall": report["recall"]["mean"], "density": report["density"]["mean"],
             "coverage": report["coverage"]["mean"], "kid_x1000": 1000 * kid, "kid_err_x1000": 1000 * kid_err,
-            "spread": report["diversity"]["mean_ratio"], "brightness": report["diversity"]["mean_brightness_ratio"],
+            "spread": report["diversity"]["mean_ratio"], **{m: sum(v.values()) / len(classes) for m, v in straightness.items()},
+            "brightness": report["diversity"]["mean_brightness_ratio"],
             "memorised": mem["fraction"], "memorised_pixels": mem["pixel"]["fraction"],
-            "per_class": {m: {c: v for c, v in report[m].items() if c not in ("mean", "pooled", "chance")}
-                          for m in (*judged, "precision", "recall")}}
+            "per_class": {**{m: {c: v for c, v in report[m].items() if c not in ("mean", "pooled", "chance")}
+                             for m in (*judged, "precision", "recall")}, **straightness}}
 
 
 def format_row(r: dict) -> str:
     return (f"{r['dataset']:10} {r['arch']:8} {r['steps']:6d} steps  t {r['truncation']:g}  fidelity {r['fidelity']:.2f} (held-out real {r['fidelity_heldout']:.2f})  precision {r['precision']:.2f}  "
             f"recall {r['recall']:.2f} ± {r['recall_sd']:.2f}  density {r['density']:.2f}  coverage {r['coverage']:.2f}  KID×10³ {r['kid_x1000']:.1f}  "
-            f"spread {r['spread']:.2f}  brightness spread {r['brightness']:.2f}  "
+            f"spread {r['spread']:.2f}  straightness {r['straightness']:.2f} (held-out real {r['straightness_heldout']:.2f})  brightness spread {r['brightness']:.2f}  "
             f"memorised {r['memorised']:.2f}/{r['memorised_pixels']:.2f}"
             + (f"  strong judge: fidelity {r['fidelity_strong']:.2f} (held-out real {r['fidelity_heldout_strong']:.2f})"
                if "fidelity_strong" in r else ""))
@@ -247,7 +253,7 @@ def format_row(r: dict) -> str:
 def markdown_row(r: dict) -> str:
     return (f"| {r['dataset']} | {r['arch']} | {r['steps']} | {r['truncation']:g} | {r['fidelity']:.2f} ({r['fidelity_heldout']:.2f}) | {r['precision']:.2f} | {r['recall']:.2f} ± {r['recall_sd']:.2f} | "
             f"{r['density']:.2f} | {r['coverage']:.2f} | {r['kid_x1000']:.1f} ± {r['kid_err_x1000']:.1f} | {r['spread']:.2f} | "
-            f"{r['memorised']:.2f} / {r['memorised_pixels']:.2f} | [grid]({r['grid']}) |")
+            f"{r['straightness']:.2f} ({r['straightness_heldout']:.2f}) | {r['memorised']:.2f} / {r['memorised_pixels']:.2f} | [grid]({r['grid']}) |")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """studio.quality and studio.models.features on cases whose answer is known: Gaussians with a closed-form
 FID, two samples of one distribution (KID ~ 0), copies of training images, held-out demo art, noise,
-a collapsed generator; feature nets loaded offline (tiny, tiny CLIP, Inception-v3 from a local file)."""
+a collapsed generator, straight and round edges; feature nets loaded offline (tiny, tiny CLIP, Inception-v3 from a local file)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -19,7 +20,9 @@ from studio.errors import UserError
 from studio.models.features import (
     INCEPTION_FILE, INCEPTION_URL, feature_status, inception_features, load_features,
 )
-from studio.quality import diversity_ratio, frechet_distance, kernel_inception_distance, memorisation
+from studio.quality import (
+    diversity_ratio, edge_straightness, frechet_distance, kernel_inception_distance, memorisation,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -239,3 +242,35 @@ def test_feature_status_and_unknown_names(tmp_path: Path):
     assert feature_status("clip", clip_spec="ViT-B-32", clip_pretrained="none").startswith("random-init")
     with pytest.raises(UserError, match="Unknown feature network 'vgg'"):
         load_features("vgg")
+
+
+def _shapes(kind: str, n: int = 8, seed: int = 0) -> torch.Tensor:
+    """32 px images: flat colours cut by three straight lines ("facets"), or six discs 6-10 px across ("blobs")."""
+    g = torch.Generator().manual_seed(seed)
+    ys, xs = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    out = []
+    for _ in range(n):
+        img = torch.rand(3, 1, 1, generator=g).expand(3, 32, 32)
+        for _ in range(3 if kind == "facets" else 6):
+            cx, cy = (torch.rand(2, generator=g) * 32).tolist()
+            if kind == "facets":
+                angle = torch.rand(1, generator=g) * math.pi
+                inside = (xs - cx) * torch.cos(angle) + (ys - cy) * torch.sin(angle) > 0
+            else:
+                inside = (xs - cx) ** 2 + (ys - cy) ** 2 < (3 + 2 * torch.rand(1, generator=g)) ** 2
+            img = torch.where(inside, torch.rand(3, 1, 1, generator=g), img)
+        out.append(img)
+    return torch.stack(out)
+
+
+def test_edge_straightness_tells_facets_from_blobs_and_speckle():
+    facets, blobs = _shapes("facets"), _shapes("blobs")
+    speckle = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+    s_facets, s_blobs, s_speckle = (edge_straightness(x) for x in (facets, blobs, speckle))
+    # Measured: facets 0.42-0.91 an image (mean 0.74), blobs 0.10-0.25, speckle under 0.05.
+    assert s_facets.min() > s_blobs.max() and s_blobs.min() > s_speckle.max()
+    assert s_facets.mean() > 0.6 and s_blobs.mean() < 0.35 and s_speckle.mean() < 0.1
+    # Samples in [-1, 1] and paintings in [0, 1] compare directly: brightness and contrast do not count.
+    assert torch.allclose(edge_straightness(facets * 2 - 1), s_facets, atol=1e-5)
+    # A flat image has no edges, and is not a NaN.
+    assert edge_straightness(torch.full((1, 3, 32, 32), 0.5)).isfinite().all()
