@@ -78,8 +78,8 @@ def main() -> None:
     print("\n".join(table))
 
 
-HEADER = ("| dataset | arch | steps | truncation | fidelity (held-out real) | precision | recall | density | coverage | KID×10³ | spread | straightness (held-out real) "
-          "| memorised (features / pixels) | grid |")
+HEADER = ("| dataset | arch | steps | truncation | fidelity (held-out real) | precision | recall | density | coverage | KID×10³ | spread "
+          "| straightness (held-out real) | memorised (features / pixels) | grid |")
 SEPARATOR = "|" + "---|" * HEADER.count(" |")
 
 
@@ -234,7 +234,8 @@ def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: i
     return {"judge_heldout_accuracy": report["classifier"]["heldout_accuracy"], **{m: report[m]["mean"] for m in judged},
             "precision": report["precision"]["mean"], "recall": report["recall"]["mean"], "density": report["density"]["mean"],
             "coverage": report["coverage"]["mean"], "kid_x1000": 1000 * kid, "kid_err_x1000": 1000 * kid_err,
-            "spread": report["diversity"]["mean_ratio"], **{m: sum(v.values()) / len(classes) for m, v in straightness.items()},
+            "spread": report["diversity"]["mean_ratio"],
+            **{m: sum(v.values()) / len(classes) for m, v in straightness.items()},
             "brightness": report["diversity"]["mean_brightness_ratio"],
             "memorised": mem["fraction"], "memorised_pixels": mem["pixel"]["fraction"],
             "per_class": {**{m: {c: v for c, v in report[m].items() if c not in ("mean", "pooled", "chance")}
@@ -244,7 +245,8 @@ def _measure_once(sampler, train: tuple, heldout: tuple, n_samples: int, seed: i
 def format_row(r: dict) -> str:
     return (f"{r['dataset']:10} {r['arch']:8} {r['steps']:6d} steps  t {r['truncation']:g}  fidelity {r['fidelity']:.2f} (held-out real {r['fidelity_heldout']:.2f})  precision {r['precision']:.2f}  "
             f"recall {r['recall']:.2f} ± {r['recall_sd']:.2f}  density {r['density']:.2f}  coverage {r['coverage']:.2f}  KID×10³ {r['kid_x1000']:.1f}  "
-            f"spread {r['spread']:.2f}  straightness {r['straightness']:.2f} (held-out real {r['straightness_heldout']:.2f})  brightness spread {r['brightness']:.2f}  "
+            f"spread {r['spread']:.2f}  straightness {r['straightness']:.2f} (held-out real {r['straightness_heldout']:.2f})  "
+            f"brightness spread {r['brightness']:.2f}  "
             f"memorised {r['memorised']:.2f}/{r['memorised_pixels']:.2f}"
             + (f"  strong judge: fidelity {r['fidelity_strong']:.2f} (held-out real {r['fidelity_heldout_strong']:.2f})"
                if "fidelity_strong" in r else ""))

@@ -177,9 +177,9 @@ def _smooth(x: torch.Tensor, sigma: float) -> torch.Tensor:
     r = max(1, round(3 * sigma))
     t = torch.arange(-r, r + 1, dtype=x.dtype)
     w = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    w = (w / w.sum()).repeat(x.shape[1], 1, 1, 1)
-    x = nn.functional.conv2d(nn.functional.pad(x, (r, r, 0, 0), mode="replicate"), w.view(-1, 1, 1, 2 * r + 1), groups=x.shape[1])
-    return nn.functional.conv2d(nn.functional.pad(x, (0, 0, r, r), mode="replicate"), w.view(-1, 1, 2 * r + 1, 1), groups=x.shape[1])
+    w, ch = (w / w.sum()).repeat(x.shape[1], 1, 1, 1), x.shape[1]
+    x = nn.functional.conv2d(nn.functional.pad(x, (r, r, 0, 0), mode="replicate"), w.view(ch, 1, 1, -1), groups=ch)
+    return nn.functional.conv2d(nn.functional.pad(x, (0, 0, r, r), mode="replicate"), w.view(ch, 1, -1, 1), groups=ch)
 
 
 def edge_straightness(images: torch.Tensor, reach: float = 3.0, sigma: float = 1.0) -> torch.Tensor:
@@ -195,8 +195,8 @@ def edge_straightness(images: torch.Tensor, reach: float = 3.0, sigma: float = 1
     n, ch, h, w = x.shape
     sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=x.dtype) / 8
     kernels = torch.stack([sobel, sobel.T])[:, None].repeat(ch, 1, 1, 1)
-    g = nn.functional.conv2d(nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), kernels, groups=ch).view(n, ch, 2, h, w)
-    gx, gy = g[:, :, 0], g[:, :, 1]
+    g = nn.functional.conv2d(nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), kernels, groups=ch)
+    gx, gy = g.view(n, ch, 2, h, w).unbind(2)
     a, b, c = _smooth(torch.stack([(gx * gx).sum(1), (gx * gy).sum(1), (gy * gy).sum(1)], 1), sigma).unbind(1)
     energy = a + c
     tiny = 1e-8 * energy.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
