@@ -25,14 +25,11 @@ CHANGES = ("none", "blur0.6", "blur1.0", "noise0.1", "noise0.2", "dark")
 
 def change(name: str, x, g):
     import torch
-    import torch.nn.functional as F
+
+    from studio.quality import gaussian_blur
 
     if name.startswith("blur"):
-        sigma = float(name[4:])
-        k = torch.exp(-torch.arange(-2, 3).float() ** 2 / (2 * sigma ** 2))
-        k = (k / k.sum()).repeat(3, 1, 1, 1)  # [3, 1, 1, 5]: separable, per channel
-        x = F.conv2d(F.pad(x, (2, 2, 0, 0), mode="reflect"), k, groups=3)
-        return F.conv2d(F.pad(x, (0, 0, 2, 2), mode="reflect"), k.transpose(2, 3), groups=3)
+        return gaussian_blur(x, float(name[4:]), radius=2, pad="reflect")
     if name.startswith("noise"):
         return (x + float(name[5:]) * torch.randn(x.shape, generator=g)).clamp(-1, 1)
     if name == "dark":

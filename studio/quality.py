@@ -1,5 +1,5 @@
-"""Set-level quality metrics on feature tensors [N, D] (from studio.models.features), and one on pixels: pure
-functions, no models.
+"""Set-level quality metrics on feature tensors [N, D] (from studio.models.features), and one on pixels with the
+blur it uses: pure functions, no models.
 
     frechet_distance           FID's formula: distance between Gaussians fitted to the two sets. Biased
                                upwards on small sets, and the bias depends on n, so compare only at equal n.
@@ -11,6 +11,7 @@ functions, no models.
     diversity_ratio            spread of the samples / spread of the real images (mode collapse → near 0).
     edge_straightness          per image [N, 3, H, W], on pixels: how straight its edges run (facets, blocks: high;
                                round blobs, speckle: low), which none of the set-level measures above sees.
+    gaussian_blur              separable, per channel (also bench/judge_sensitivity.py's blurred real images).
 
 All numbers depend on the feature network: compare runs measured with the same one.
 """
@@ -172,14 +173,14 @@ def diversity_ratio(sample_feats: torch.Tensor, real_feats: torch.Tensor) -> dic
     return {"samples": d_fake, "real": d_real, "ratio": ratio}
 
 
-def _smooth(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of [N, C, H, W], edges replicated."""
-    r = max(1, round(3 * sigma))
-    t = torch.arange(-r, r + 1, dtype=x.dtype)
-    w = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    w, ch = (w / w.sum()).repeat(x.shape[1], 1, 1, 1), x.shape[1]
-    x = nn.functional.conv2d(nn.functional.pad(x, (r, r, 0, 0), mode="replicate"), w.view(ch, 1, 1, -1), groups=ch)
-    return nn.functional.conv2d(nn.functional.pad(x, (0, 0, r, r), mode="replicate"), w.view(ch, 1, -1, 1), groups=ch)
+def gaussian_blur(x: torch.Tensor, sigma: float, radius: int | None = None, pad: str = "replicate") -> torch.Tensor:
+    """Separable Gaussian blur of [N, C, H, W], each channel alone; the kernel reaches `radius` px (default 3σ)."""
+    r = max(1, round(3 * sigma)) if radius is None else radius
+    ch = x.shape[1]
+    k = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype) ** 2 / (2 * sigma ** 2))
+    k = (k / k.sum()).repeat(ch, 1, 1, 1)  # [C, 1, 1, 2r + 1]
+    x = nn.functional.conv2d(nn.functional.pad(x, (r, r, 0, 0), mode=pad), k, groups=ch)
+    return nn.functional.conv2d(nn.functional.pad(x, (0, 0, r, r), mode=pad), k.transpose(2, 3), groups=ch)
 
 
 def edge_straightness(images: torch.Tensor, reach: float = 3.0, sigma: float = 1.0) -> torch.Tensor:
@@ -197,7 +198,7 @@ def edge_straightness(images: torch.Tensor, reach: float = 3.0, sigma: float = 1
     kernels = torch.stack([sobel, sobel.T])[:, None].repeat(ch, 1, 1, 1)
     g = nn.functional.conv2d(nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), kernels, groups=ch)
     gx, gy = g.view(n, ch, 2, h, w).unbind(2)
-    a, b, c = _smooth(torch.stack([(gx * gx).sum(1), (gx * gy).sum(1), (gy * gy).sum(1)], 1), sigma).unbind(1)
+    a, b, c = gaussian_blur(torch.stack([(gx * gx).sum(1), (gx * gy).sum(1), (gy * gy).sum(1)], 1), sigma).unbind(1)
     energy = a + c
     tiny = 1e-8 * energy.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
     # The direction as a doubled angle (so an edge and its reverse agree), its length the coherence.
