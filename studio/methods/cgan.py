@@ -195,7 +195,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 PRESET_TITLES = {"cpu-32": "32 px, 5-7 minutes on 2 CPU cores",
                  FINE_PATTERN_PRESET: "32 px for fine repeating patterns (textiles, tiles), 5-7 minutes on 2 CPU cores; "
                                     "picked by itself for such images",
-                 "cpu-64": "64 px, about 6 minutes on 2 CPU cores",
+                 "cpu-64": "64 px, 6-8 minutes on 2 CPU cores: straighter edges on large shapes (facets, shards, "
+                           "zigzags); skies and fine patterns come out weaker than at 32 px",
                  "gpu-64": "64 px on a GPU", "gpu-128": "128 px on a GPU",
                  "gpu-256": "256 px FastGAN on a GPU: about 6 GB, 2.2 TFLOP a step (hours)",
                  "gpu-1024": "1024 px FastGAN on a GPU: about 10 GB at batch 8, 1.6 TFLOP a step (hours; --gpus N splits it)"}
