@@ -186,8 +186,8 @@ FINE_PATTERNS = {"resolution": 32, "iters": 5000, "batch": 16, "upsample": "shuf
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu-32": {"resolution": 32, "iters": 3500, "batch": 32},
     FINE_PATTERN_PRESET: FINE_PATTERNS,
-    # Its 2,500 steps leave many kinds of a class undrawn at t = 1; samples drawn at 1.15 meet the bar in 4 of 8 runs
-    # instead of 2 (recall 0.65 → 0.70, precision 0.87 → 0.85; 1.3 costs more precision; docs/quality.md).
+    # Its 2,500 steps leave many kinds of a class undrawn at t = 1: samples drawn at 1.15 meet the bar in 4 of 10 runs
+    # instead of 3 (recall 0.63 → 0.68, precision 0.89 → 0.87; 1.3 costs more precision; docs/quality.md).
     "cpu-64": {"resolution": 64, "iters": 2500, "batch": 16, "truncation": 1.15},
     "gpu-64": {"resolution": 64, "iters": 20000, "batch": 64, "g_ch": 32, "d_ch": 32, **_GPU},
     "gpu-128": {"resolution": 128, "iters": 40000, "batch": 32, "g_ch": 32, "d_ch": 32, **_GPU},
