@@ -77,6 +77,47 @@ def test_live_view_of_a_finished_run(ws):
     assert live.live_view(jobs, None)["preview"] is None
 
 
+def test_long_runs_curves_are_means_of_consecutive_steps_not_single_noisy_ones():
+    rows = [{"step": i, "time": 0.1, "d_loss": float(i % 2), "stopped": False} for i in range(1000)]  # 0, 1, 0, 1, ...
+    frame = live.loss_frame(rows)
+    assert set(frame["term"]) == {"d_loss"} and len(frame) <= live.PLOT_POINTS and frame["step"].max() == 999
+    assert frame["value"].between(0.4, 0.6).all()  # every n-th step alone would draw a flat 0 or 1
+
+
+def test_a_watched_run_resends_previews_only_when_new_ones_come_and_curves_at_most_every_few_seconds(ws, monkeypatch):
+    """Each redraw costs the page's renderer CPU that a 2-core machine takes from the job (docs/performance.md)."""
+    import json
+    from types import SimpleNamespace
+
+    run_training(ws, method="cgan", run_name="w", dataset="demo", cfg=CGANConfig(g_ch=8, d_ch=8, batch=8),
+                 loop=LoopConfig(iters=2, sample_every=2, checkpoint_every=2), device="cpu")
+    jobs, panel, clock = JobManager(ws, background=False), SimpleNamespace(start_hint=""), [100.0]
+    monkeypatch.setattr(live.time, "monotonic", lambda: clock[0])
+
+    def tick(signature, plotted):
+        *_, preview, history, plot, _log, signature, key = live.LivePanel.refresh(panel, jobs, "w", signature,
+                                                                                 plotted=plotted)
+        return preview, history, plot, signature, key
+
+    preview, history, plot, signature, key = tick(None, None)
+    assert preview.endswith("step_000002.png") and len(history) == 2 and plot["value"]["step"].max() == 2
+    log = ws.run_dir("w") / "metrics.jsonl"
+
+    def log_step(step):
+        with log.open("a") as f:
+            f.write(json.dumps({"step": step, "d_loss": 1.0, "g_loss": 1.0}) + "\n")
+
+    log_step(3)
+    clock[0] += 1
+    preview, history, plot, signature, key = tick(signature, key)
+    assert preview == history == plot == {"__type__": "update"}  # nothing new to show yet
+    clock[0] += live.PLOT_EVERY_S
+    preview, history, plot, signature, key = tick(signature, key)
+    assert plot["value"]["step"].max() == 3 and preview == history == {"__type__": "update"}
+    clock[0] += live.PLOT_EVERY_S
+    assert tick(signature, key)[2] == {"__type__": "update"}  # the log did not grow since
+
+
 def test_the_whole_app_builds(ws):
     from studio.ui.app import build_app
 

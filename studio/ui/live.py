@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import gradio as gr
@@ -12,7 +13,10 @@ from studio.run import RunFolder
 from studio.ui.common import as_text, refusing
 from studio.ui.session import Sessions
 
-PLOT_POINTS = 300  # per curve; enough to read a trend, small enough to redraw every second
+PLOT_POINTS = 300  # per curve; enough to read a trend
+# A running job logs every step, and each redraw of the curves (and of unchanged previews) costs the page's renderer
+# CPU that a 2-core machine takes from the job: docs/performance.md, "The Train tab open beside its job".
+PLOT_EVERY_S = 5.0
 HISTORY_SHOWN = 9  # earlier previews shown: three whole rows, spread over the run (a long run keeps hundreds)
 
 
@@ -42,12 +46,20 @@ SCALED_TITLE = "each term scaled to its own range (0 = its lowest, 1 = its highe
 
 
 def loss_frame(rows: list[dict]):
-    """metrics.jsonl rows as a long table (step, value, term) for gr.LinePlot, thinned to PLOT_POINTS per term."""
+    """metrics.jsonl rows as a long table (step, value, term) for gr.LinePlot, at most PLOT_POINTS points a term, each
+    the mean of consecutive logged steps (every n-th step alone would draw one step's noise, not the trend)."""
     import pandas as pd
 
-    stride = max(1, len(rows) // PLOT_POINTS)
-    records = [{"step": r["step"], "value": v, "term": k} for r in rows[::stride] for k, v in r.items()
-               if k not in ("step", "time", "lr") and isinstance(v, (int, float)) and not isinstance(v, bool)]
+    stride = max(1, -(-len(rows) // PLOT_POINTS))
+    records = []
+    for start in range(0, len(rows), stride):
+        chunk, sums = rows[start:start + stride], {}
+        for r in chunk:
+            for k, v in r.items():
+                if k not in ("step", "time", "lr") and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    total, n = sums.get(k, (0.0, 0))
+                    sums[k] = (total + v, n + 1)
+        records += [{"step": chunk[-1]["step"], "value": total / n, "term": k} for k, (total, n) in sums.items()]
     return pd.DataFrame(records, columns=["step", "value", "term"]).astype({"step": int, "value": float, "term": str})
 
 
@@ -83,7 +95,8 @@ def live_view(jobs: JobManager, name: str | None, *, start_hint: str = "press **
     """Everything the live panel shows for run `name`: sentence, buttons, latest preview, history, curves, log."""
     if not name or name not in jobs.names():  # every tick: the names, not every run's full view
         return {"status": f"No run selected. Fill in the form and {start_hint}.", "stop": False, "resume": False,
-                "delete": False, "preview": None, "history": [], "plot": loss_frame([]), "log": "", "signature": ("no run",)}
+                "delete": False, "preview": None, "history": [], "plot": loss_frame([]), "log": "", "signature": ("no run",),
+                "log_size": 0}
     view = jobs.view(name)
     run = RunFolder(jobs.ws.run_dir(name))
     samples = run.sample_paths()
@@ -94,8 +107,8 @@ def live_view(jobs: JobManager, name: str | None, *, start_hint: str = "press **
         "preview": str(samples[-1]) if samples else None,
         "history": [(str(p), f"step {int(p.stem.split('_')[1])}") for p in reversed(spread(samples, HISTORY_SHOWN))],
         "plot": loss_frame(run.read_metrics()), "log": jobs.log_tail(name),
-        "signature": (name, view.state, len(samples), (run.path / "metrics.jsonl").stat().st_size
-                      if (run.path / "metrics.jsonl").exists() else 0),
+        "signature": (name, view.state, len(samples)),  # what the previews depend on
+        "log_size": (run.path / "metrics.jsonl").stat().st_size if (run.path / "metrics.jsonl").exists() else 0,
     }
 
 
@@ -176,13 +189,18 @@ class LivePanel:
         `plotted`: the plot_key of what the page's plot shows (None: nothing). When the curves to show have another
         key, the plot is emptied first and drawn on the next tick (see the note above PALETTE)."""
         v = live_view(jobs, name, start_hint=self.start_hint)
-        signature, key = v["signature"], plot_key(v["plot"], view)
-        if signature == last_signature and key == plotted:
-            media = [gr.update() for _ in range(3)]
-        elif key is None or plotted is None or key == plotted:
-            media = [v["preview"], v["history"], None if key is None else plot_update(v["plot"], view)]
-        else:  # a spec to rebuild: empty now, draw next tick
-            media, key, signature = [v["preview"], v["history"], None], None, None
+        seen, size, key = v["signature"], v["log_size"], plot_key(v["plot"], view)
+        # The page's signature: the previews' as last sent, then the curves' log size and when they were last sent.
+        last_seen, last_size, sent_at = last_signature if last_signature else (None, None, None)
+        now = time.monotonic()
+        previews = [v["preview"], v["history"]] if seen != last_seen else [gr.update(), gr.update()]
+        if key is not None and plotted is not None and key != plotted:  # a spec to rebuild: empty now, draw next tick
+            curves, key, size = None, None, None
+        elif seen != last_seen or key != plotted or size != last_size and now - sent_at >= PLOT_EVERY_S:
+            curves = None if key is None else plot_update(v["plot"], view)
+        else:
+            curves, size, now = gr.update(), last_size, sent_at
+        media, signature = [*previews, curves], (seen, size, now)
         return [v["status"], gr.update(interactive=v["stop"]), gr.update(interactive=v["resume"]),
                 gr.update(interactive=v["delete"]), *media, v["log"], signature, key]
 
