@@ -92,7 +92,7 @@ def test_a_watched_run_resends_previews_only_when_new_ones_come_and_curves_at_mo
     run_training(ws, method="cgan", run_name="w", dataset="demo", cfg=CGANConfig(g_ch=8, d_ch=8, batch=8),
                  loop=LoopConfig(iters=2, sample_every=2, checkpoint_every=2), device="cpu")
     jobs, panel, clock = JobManager(ws, background=False), SimpleNamespace(start_hint=""), [100.0]
-    monkeypatch.setattr(live.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(live, "time", SimpleNamespace(monotonic=lambda: clock[0]))  # the panel's clock only
 
     def tick(signature, plotted):
         *_, preview, history, plot, _log, signature, key = live.LivePanel.refresh(panel, jobs, "w", signature,
@@ -101,13 +101,8 @@ def test_a_watched_run_resends_previews_only_when_new_ones_come_and_curves_at_mo
 
     preview, history, plot, signature, key = tick(None, None)
     assert preview.endswith("step_000002.png") and len(history) == 2 and plot["value"]["step"].max() == 2
-    log = ws.run_dir("w") / "metrics.jsonl"
-
-    def log_step(step):
-        with log.open("a") as f:
-            f.write(json.dumps({"step": step, "d_loss": 1.0, "g_loss": 1.0}) + "\n")
-
-    log_step(3)
+    with (ws.run_dir("w") / "metrics.jsonl").open("a") as log:  # the job logs one more step
+        log.write(json.dumps({"step": 3, "d_loss": 1.0, "g_loss": 1.0}) + "\n")
     clock[0] += 1
     preview, history, plot, signature, key = tick(signature, key)
     assert preview == history == plot == {"__type__": "update"}  # nothing new to show yet
