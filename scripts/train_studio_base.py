@@ -72,14 +72,15 @@ def main() -> None:
         print(f"{name}: {len(ds.images)} images", flush=True)
 
     # The shipped base was trained without colour augmentation, with class-only FiLM, G_ema 0.999 and uncapped mode
-    # seeking, without anchors or matching, and with G's learning rate equal to D's (the cGAN defaults before
-    # 2026-12-02/03/04/05); pinned so this script reproduces it whatever today's defaults are.
+    # seeking, without anchors, matching or D's dropout, and with G's learning rate equal to D's (the cGAN defaults before
+    # 2026-12-02/03/04/05/06); pinned so this script reproduces it whatever today's defaults are.
     config = {"g_ch": args.g_ch, "d_ch": args.d_ch, "seed": args.seed, "augment": "translation,cutout", "latent_film": 0,
-              "ema": 0.999, "mode_seeking_cap": 0.0, "anchors": 0.0, "match": 0.0, "lr_g": 2e-4}
+              "ema": 0.999, "mode_seeking_cap": 0.0, "anchors": 0.0, "match": 0.0, "lr_g": 2e-4,
+              "d_dropout": 0.0}
     cfg, loop = training_configs(ws, "cgan", "studio-base", config=config,
                                  loop={"iters": args.iters, "sample_every": 500, "checkpoint_every": 500})
     command = (f"python -m studio train cgan --dataset base-train --run studio-base --g-ch {args.g_ch} "
-               f"--d-ch {args.d_ch} --augment translation,cutout --latent-film 0 --ema 0.999 --mode-seeking-cap 0 --anchors 0 --match 0 --lr-g 2e-4 --seed {args.seed} --iters {args.iters} --sample-every 500 --checkpoint-every 500")
+               f"--d-ch {args.d_ch} --augment translation,cutout --latent-film 0 --ema 0.999 --mode-seeking-cap 0 --anchors 0 --match 0 --lr-g 2e-4 --d-dropout 0 --seed {args.seed} --iters {args.iters} --sample-every 500 --checkpoint-every 500")
     end = time.monotonic() + args.budget_s
     started = time.monotonic()
     run_training(ws, method="cgan", run_name="studio-base", dataset="base-train", cfg=cfg, loop=loop, device="cpu",

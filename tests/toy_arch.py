@@ -2,8 +2,9 @@
 
 The contract (what studio.methods.cgan calls): Generator(arch) and Discriminator(arch), built from a
 models.cgan.CGANArch; G(z, y, noise_rng=) or G(z, class_embedding=) → images in [-1, 1], G.embed (the label
-embeddings, which class mixing reads), G.coarse_prefixes() (what a coarse transfer keeps); D(x, y) → one score
-per image, or with classify=True a models.cgan.Judgement that also holds class logits (the class loss);
+embeddings, which class mixing reads), G.coarse_prefixes() (what a coarse transfer keeps); D(x, y, generator=) → one
+score per image, or with classify=True a models.cgan.Judgement that also holds class logits (the class loss), any
+randomness drawn from `generator`;
 RESOLUTIONS and CONDITIONINGS. Here: one linear layer each.
 """
 
@@ -43,7 +44,8 @@ class Discriminator(nn.Module):
         self.embed = nn.Embedding(arch.n_classes, arch.d_ch)
         self.classify = nn.Linear(arch.d_ch, arch.n_classes)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, *, classify: bool = False) -> torch.Tensor | Judgement:
+    def forward(self, x: torch.Tensor, y: torch.Tensor, *, classify: bool = False,
+                generator: torch.Generator | None = None) -> torch.Tensor | Judgement:
         h = nn.functional.leaky_relu(self.features(x.reshape(len(x), -1)), 0.2)
         scores = self.score(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)  # projection conditioning
         return Judgement(scores, self.classify(h)) if classify else scores

@@ -40,6 +40,7 @@ class CGANArch:
     g_convs: int = 2            # 3×3 convolutions per generator block (runs made before it existed have 1)
     latent_film: int = 1        # finest generator blocks whose FiLM also reads the latent (runs made before it: 0)
     upsample: str = "nearest"   # how a generator block doubles its size, one of UPSAMPLINGS (runs made before it: nearest)
+    d_dropout: float = 0.0      # dropout on the light discriminator's pooled features while it trains; no weights of its own
 
     @property
     def octaves(self) -> int:
@@ -157,12 +158,19 @@ class Discriminator(nn.Module):
         else:
             self.embed = nn.Embedding(arch.n_classes, arch.resolution ** 2)  # the seed's label channel
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, *, classify: bool = False) -> torch.Tensor | Judgement:
-        """Scores [N]; with `classify`, a Judgement that also holds the class logits."""
+    def forward(self, x: torch.Tensor, y: torch.Tensor, *, classify: bool = False,
+                generator: torch.Generator | None = None) -> torch.Tensor | Judgement:
+        """Scores [N]; with `classify`, a Judgement that also holds the class logits.
+
+        Training drops `arch.d_dropout` of the pooled features, the mask drawn from `generator` (a CPU generator, so a
+        run's randomness stays in its own stream and a resume repeats it; default: torch's global generator)."""
         if self.arch.conditioning == "concat":
             x = torch.cat([x, self.embed(y).view(len(x), 1, *x.shape[2:])], dim=1)
         h = self.features(x)
         h = self.final(torch.cat([h, minibatch_std(h)], dim=1)).sum(dim=(2, 3))
+        if self.training and self.arch.d_dropout > 0:
+            keep = torch.rand(h.shape, generator=generator) >= self.arch.d_dropout
+            h = h * keep.to(h.device, h.dtype) / (1 - self.arch.d_dropout)
         out = self.score(h).squeeze(1)
         if self.arch.conditioning == "projection":
             out = out + (self.embed(y) * h).sum(dim=1)
