@@ -19,8 +19,12 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(PY) app.py $(ARGS)
 
+# Two workers, a test file each (pytest-xdist): one test at a time left a core idle half the time (the browser
+# tests wait on pages and jobs); tests/conftest.py gives each worker its share of the threads.
+TEST_WORKERS ?= 2
+
 test: install
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

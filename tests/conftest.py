@@ -19,6 +19,9 @@ from PIL import Image, ImageFile
 
 from studio.workspace import Workspace
 
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # `make test` runs workers side by side: each, and all it starts, gets its share
+    os.environ["OMP_NUM_THREADS"] = str(max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
 
 def noise_image(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Image.Image:
     """Random colour blobs plus grain.
@@ -32,6 +35,16 @@ def noise_image(width: int, height: int, seed: int = 0, mode: str = "RGB") -> Im
     grain = rng.integers(-20, 21, (height, width, 3))
     img = Image.fromarray(np.clip(np.asarray(blobs, dtype=np.int16) + grain, 0, 255).astype(np.uint8))
     return img if mode == "RGB" else img.convert(mode)
+
+
+def pytest_collection_modifyitems(items):
+    """The browser files first: they are the longest, and `make test`'s workers (pytest-xdist, a file each) finish
+    together when the longest work is handed out first."""
+    def browser_file(item) -> bool:
+        marks = getattr(item.module, "pytestmark", [])
+        return any(mark.name == "browser" for mark in (marks if isinstance(marks, list) else [marks]))
+
+    items.sort(key=lambda item: not browser_file(item))  # stable: each file's tests keep their order
 
 
 @pytest.fixture

@@ -213,3 +213,12 @@ def test_the_tab_builds_and_wires(ws):
         assert f"generate-{name}" in ids
     gpu = [fn for fn in demo.fns.values() if fn.concurrency_id == "gpu"]
     assert len(gpu) == 5 and all(fn.concurrency_limit == 1 for fn in gpu)  # generate, GIF, compare, evaluate ×2
+
+
+def test_the_imagenet_class_file_is_torchvisions_list_in_index_order():
+    from torchvision.models import ResNet50_Weights
+
+    from studio.generate import imagenet_classes
+
+    assert list(imagenet_classes()) == ResNet50_Weights.IMAGENET1K_V1.meta["categories"]
+    assert imagenet_classes()[1] == "goldfish"  # BigGAN's class 1

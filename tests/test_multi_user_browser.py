@@ -57,6 +57,19 @@ def _two_browsers(workspace: Path) -> None:
         alice.locator("#train-start").click()
         expect(alice.locator("#train-status")).to_contain_text("Running", timeout=90_000)
 
+        alice.reload()  # her key is in her browser: the same workspace, her run still training
+        alice.get_by_role("tab", name="Train").click()
+        expect(alice.locator("#train-status")).to_contain_text("alice-run", timeout=30_000)  # a start takes seconds on a busy machine
+        expect(alice.locator("#train-status")).to_contain_text("Running")
+        src = alice.locator("#train-preview img").get_attribute("src")
+        assert "/users/" not in src and str(workspace) not in src  # served from gradio's cache, not by workspace path
+        preview = next((workspace / "users").glob("*/runs/alice-run/samples/*.png"))
+        with pytest.raises(urllib.error.HTTPError, match="403"):  # not even with the real path in hand
+            urllib.request.urlopen(f"{url}/gradio_api/file={urllib.parse.quote(str(preview))}", timeout=10)
+        alice.screenshot(path=str(SHOTS / "multi_user_alice.png"), full_page=True)
+        alice.locator("#train-stop").click()  # Bob's part needs no job running: on 2 cores it only slows his pages
+        expect(alice.locator("#train-status")).to_contain_text("Stopped at step", timeout=90_000)
+
         bob.goto(url)
         expect(bob.locator("#dataset-counts")).to_contain_text("120 images", timeout=60_000)
         bob.locator("#dataset-name input").click()
@@ -87,18 +100,6 @@ def _two_browsers(workspace: Path) -> None:
         file, status = Client(url, verbose=False).predict("alice-art", api_name="/on_export")
         assert "reload the page" in status and not isinstance(file, str)
 
-        alice.reload()  # her key is in her browser: the same workspace, her run still training
-        alice.get_by_role("tab", name="Train").click()
-        expect(alice.locator("#train-status")).to_contain_text("alice-run", timeout=30_000)  # a start takes seconds on a busy machine
-        expect(alice.locator("#train-status")).to_contain_text("Running")
-        src = alice.locator("#train-preview img").get_attribute("src")
-        assert "/users/" not in src and str(workspace) not in src  # served from gradio's cache, not by workspace path
-        preview = next((workspace / "users").glob("*/runs/alice-run/samples/*.png"))
-        with pytest.raises(urllib.error.HTTPError, match="403"):  # not even with the real path in hand
-            urllib.request.urlopen(f"{url}/gradio_api/file={urllib.parse.quote(str(preview))}", timeout=10)
-        alice.screenshot(path=str(SHOTS / "multi_user_alice.png"), full_page=True)
-        alice.locator("#train-stop").click()
-        expect(alice.locator("#train-status")).to_contain_text("Stopped at step", timeout=90_000)
         browser.close()
 
     users = sorted(p for p in (workspace / "users").iterdir() if p.is_dir())

@@ -310,7 +310,19 @@ def test_generate_a_class_grid_while_a_job_trains_and_download_it(studio_page, a
     assert len(zipfile.ZipFile(saved).namelist()) == 12
     page.screenshot(path=str(SHOTS / "generate.png"), full_page=True)
 
-    page.get_by_text("Evaluate: is it art").click()  # the report card of the run picked above
+    page.get_by_role("tab", name="Train").click()
+    page.locator("#train-stop").click()
+    expect(page.locator("#train-status")).to_contain_text("Stopped at step", timeout=60_000)
+    page.locator("#train-delete").click()  # asks first
+    expect(page.locator("#train-delete-confirm")).to_be_visible()
+    assert (app_url[1] / "runs" / "busy").exists()
+    page.locator("#train-delete-confirm").click()
+    expect(page.locator("#train-status")).to_contain_text("No run selected")
+    assert not (app_url[1] / "runs" / "busy").exists() and (app_url[1] / "runs" / "browser-run").exists()
+
+    # Evaluate needs no job beside it (Generate above did): the report card of the run picked above.
+    page.get_by_role("tab", name="Generate").click()
+    page.get_by_text("Evaluate: is it art").click()
     expect(page.locator("#evaluate-features input")).to_have_value(re.compile("Judge"))  # offline: the one that is here
     clicked = time.time()
     page.locator("#evaluate-button").click()
@@ -324,16 +336,6 @@ def test_generate_a_class_grid_while_a_job_trains_and_download_it(studio_page, a
     expect(page.locator("#evaluate-history")).to_contain_text("step", timeout=120_000)
     assert json.loads((app_url[1] / "runs" / "browser-run" / "eval_history.json").read_text())["rows"]
     page.screenshot(path=str(SHOTS / "evaluate.png"), full_page=True)
-
-    page.get_by_role("tab", name="Train").click()
-    page.locator("#train-stop").click()
-    expect(page.locator("#train-status")).to_contain_text("Stopped at step", timeout=60_000)
-    page.locator("#train-delete").click()  # asks first
-    expect(page.locator("#train-delete-confirm")).to_be_visible()
-    assert (app_url[1] / "runs" / "busy").exists()
-    page.locator("#train-delete-confirm").click()
-    expect(page.locator("#train-status")).to_contain_text("No run selected")
-    assert not (app_url[1] / "runs" / "busy").exists() and (app_url[1] / "runs" / "browser-run").exists()
 
 
 def test_blend_tab_guides_a_run_with_a_prompt(studio_page, app_url):
