@@ -15,7 +15,11 @@ gets all but one (`job_threads`; on 2 cores one thread each ran at 76 and 87 ms 
 use every core: the app names a file (STUDIO_APP_BUSY) that exists only while it does interactive work (`app_work`),
 and the job's loop steps down to its share while the file exists and back to every core once it has been gone two
 seconds (`CoreShare`, a stat a step; the demo cGAN on a 2-core EPYC: 1.15x its one-thread pace beside the idle app,
-bench/contention.py).
+bench/contention.py). A page open in a browser on this machine takes cores too (its renderer redraws the live panel,
+half a core), so each tick of such a page touches a second file (`page_watching`) and the job keeps to its share while
+ticks come: beside the open Train tab on a 2-core EPYC two OpenMP threads, each waiting for the slower at every op,
+ran 3.58 and 4.07 steps/s, one thread 4.20 and 4.48 (bench/train_tab_open.py, alternating). A page on another
+machine (a Space's visitors') leaves the cores be.
 An OMP_NUM_THREADS the user set caps the cores counted as available; the app sets it for each job process, and the
 CLI uses all the cores available to it. Benchmarks take a --threads flag of their own.
 """
@@ -38,6 +42,7 @@ from studio.errors import UserError
 CPU_MAX = Path("/sys/fs/cgroup/cpu.max")  # cgroup v2: "QUOTA PERIOD" or "max PERIOD"
 BUSY_FILE = "STUDIO_APP_BUSY"        # env: the file that exists while the app's process does interactive work
 BUSY_THREADS = "STUDIO_BUSY_THREADS"  # env: a job's threads while that file exists
+WATCHED = ".watched"  # beside the busy file: touched by each tick of a page open on this machine
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -161,6 +166,13 @@ def app_work():
                 Path(path).unlink(missing_ok=True)
 
 
+def page_watching() -> None:
+    """Called on each tick of a page whose browser runs on this machine: its renderer takes cores the job would use."""
+    path = os.environ.get(BUSY_FILE)
+    if path:
+        Path(path + WATCHED).touch()
+
+
 class CoreShare:
     """In a job process the app started: all cores while the app is idle, the job's share while it is busy. Idle means
     quiet for `settle_s`: a person clicking Generate again and again leaves gaps of a moment between requests, and a
@@ -177,9 +189,15 @@ class CoreShare:
         if self.path is None:
             return
         now = time.monotonic()
-        if self.path.exists():
+        if self.path.exists() or self._watched_within(self.settle_s):
             self.seen = now
         threads = self.busy if now - self.seen < self.settle_s else self.idle
         if threads != self.threads:
             use_threads(threads)
             self.threads = threads
+
+    def _watched_within(self, seconds: float) -> bool:
+        try:
+            return time.time() - os.stat(f"{self.path}{WATCHED}").st_mtime < seconds
+        except OSError:  # no page has watched yet
+            return False

@@ -117,3 +117,37 @@ def test_a_job_steps_down_to_its_share_while_the_app_works(monkeypatch, tmp_path
     finally:
         torch.set_num_threads(before)
     assert devices.CoreShare({}).path is None  # a job the app did not start (the CLI): threads left alone
+
+
+def test_a_job_keeps_to_its_share_while_a_page_on_this_machine_watches(monkeypatch, tmp_path):
+    """Each tick of a page whose browser runs here touches the watched file: its renderer shares the job's cores."""
+    from types import SimpleNamespace
+
+    from studio.jobs import JobManager
+    from studio.ui.session import Sessions
+    from studio.workspace import Workspace
+
+    busy = tmp_path / ".app-busy"
+    monkeypatch.setenv(devices.BUSY_FILE, str(busy))
+    monkeypatch.setattr(devices, "available_cores", lambda environ=None, cpu_max=None: 2)
+    before = torch.get_num_threads()
+    share = devices.CoreShare({devices.BUSY_FILE: str(busy), devices.BUSY_THREADS: "1"}, settle_s=0.2)
+    try:
+        share.follow()
+        assert torch.get_num_threads() == 2  # no page: every core
+        devices.page_watching()
+        share.follow()
+        assert torch.get_num_threads() == 1 and not busy.exists()  # watched, not busy: the share all the same
+        time.sleep(0.5)  # no tick since: the page was closed
+        share.follow()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+    ws = Workspace.resolve(tmp_path / "ws")
+    here, proxied = (Sessions(ws, JobManager(ws, background=False), trust_forwarded=trust) for trust in (False, True))
+    page = lambda host, forwarded="": SimpleNamespace(client=SimpleNamespace(host=host),  # noqa: E731
+                                                      headers={"x-forwarded-for": forwarded} if forwarded else {})
+    assert here.browser_here(page("127.0.0.1")) and here.browser_here(page("::1"))
+    assert not here.browser_here(page("192.168.1.20"))  # a browser elsewhere on the network renders on its own cores
+    assert not proxied.browser_here(page("127.0.0.1", "203.0.113.9"))  # a Space's proxy on loopback, its visitor afar

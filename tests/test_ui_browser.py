@@ -246,6 +246,8 @@ def test_train_preview_reload_stop_continue(studio_page, app_url):
     page.screenshot(path=str(SHOTS / "train_running.png"), full_page=True)
     page.locator("#train-plot").screenshot(path=str(SHOTS / "train_curves_live.png"))
     print(f"curves while training: {first[0]} then {later[0]} vertices")
+    # This page's browser runs here: its ticks tell the job to keep to its share of the cores (studio.devices).
+    assert time.time() - (app_url[1] / ".app-busy.watched").stat().st_mtime < 5
 
     page.reload()  # the job belongs to the server: the page reattaches, and the form comes back from the browser
     page.get_by_role("tab", name="Train").click()

@@ -201,10 +201,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpu-256": {"arch": "fastgan", "resolution": 256, "iters": 40000, "batch": 16, "g_ch": 64, "d_ch": 64, **_GPU, **_GPU_LOOP},
     "gpu-1024": {"arch": "fastgan", "resolution": 1024, "iters": 50000, "batch": 8, "g_ch": 64, "d_ch": 64, **_GPU, **_GPU_LOOP},
 }
-PRESET_TITLES = {"cpu-32": "32 px, 5-7 minutes on 2 CPU cores",
-                 FINE_PATTERN_PRESET: "32 px for fine repeating patterns (textiles, tiles), 5-7 minutes on 2 CPU cores; "
+# The CPU times span the two 2-core machines measured (docs/performance.md): a Xeon with bf16 units (AMX), the short
+# end, and an AVX2-only EPYC that trains in fp32, the long end.
+PRESET_TITLES = {"cpu-32": "32 px, 5-9 minutes on 2 CPU cores",
+                 FINE_PATTERN_PRESET: "32 px for fine repeating patterns (textiles, tiles), 5-9 minutes on 2 CPU cores; "
                                     "picked by itself for such images",
-                 "cpu-64": "64 px, 6-8 minutes on 2 CPU cores: straighter edges on large shapes (facets, shards, "
+                 "cpu-64": "64 px, 6-14 minutes on 2 CPU cores: straighter edges on large shapes (facets, shards, "
                            "zigzags); skies and fine patterns come out weaker than at 32 px",
                  "gpu-64": "64 px on a GPU", "gpu-128": "128 px on a GPU",
                  "gpu-256": "256 px FastGAN on a GPU: about 6 GB, 2.2 TFLOP a step (hours)",

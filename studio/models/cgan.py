@@ -65,13 +65,30 @@ class Judgement(NamedTuple):
     recon: Any = None                    # the self-supervised decoders' output (models/fastgan.py), with reconstruct=True
 
 
+def upsample_conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """`conv` (3×3, padding 1) of `x` repeated ×2 (nearest), computed as one stride-2 transposed conv at the coarse size.
+
+    Each fine pixel's 3×3 window covers only 2×2 coarse pixels, so the taps that land on one coarse pixel are summed
+    first: 16 multiply-adds a pixel and channel pair instead of 36, the same sums up to float rounding. The 32 px
+    training step on the 2-core EPYC: 132 ms instead of 143 (fp32, medians of ten alternating rounds)."""
+    w = conv.weight  # [out, in, 3, 3]; a fine row 2m reads coarse rows m-1 (tap 0) and m (taps 1, 2), row 2m+1 reads
+    # m (taps 0, 1) and m+1 (tap 2): the transposed conv's kernel rows 0-3 are taps 2, 1+2, 0+1, 0, and so are its columns
+    def fold(w: torch.Tensor, dim: int) -> torch.Tensor:
+        t0, t1, t2 = w.unbind(dim)
+        return torch.stack([t2, t1 + t2, t0 + t1, t0], dim)
+
+    kernel = fold(fold(w, 2), 3).transpose(0, 1)  # [in, out, 4, 4]: sums in the weights' own precision, before autocast
+    return nn.functional.conv_transpose2d(x, kernel, conv.bias, stride=2, padding=1)
+
+
 class GBlock(nn.Module):
     def __init__(self, cin: int, cout: int, embed_dim: int, convs: int = 2, upsample: str = "nearest"):
         super().__init__()
         # "shuffle" is a sub-pixel convolution (Shi et al. 2016): the first conv runs at the coarse size and writes
         # each of a coarse pixel's four fine pixels from its own weights, where nearest doubling repeats the pixel
-        # before the conv. Same FLOPs; an edge can fall between two coarse pixels. Measured: more regular lattices
-        # and more recall on fine textures, checkerboard traces on smooth gradients (docs/quality.md), so not the default.
+        # before the conv. The FLOPs of that plain doubling (folded, as below, nearest costs 4/9 of them); an edge can
+        # fall between two coarse pixels. Measured: more regular lattices and more recall on fine textures,
+        # checkerboard traces on smooth gradients (docs/quality.md), so not the default.
         self.shuffle = upsample == "shuffle"
         self.conv = nn.Conv2d(cin, cout * 4 if self.shuffle else cout, 3, padding=1)
         # A second conv per octave costs a fifth more FLOPs at 32 px and is what lets fine patterns (weaves, waves)
@@ -86,7 +103,7 @@ class GBlock(nn.Module):
         if self.shuffle:
             x = self.norm(nn.functional.pixel_shuffle(self.conv(x), 2))
         else:
-            x = self.norm(self.conv(nn.functional.interpolate(x, scale_factor=2, mode="nearest")))
+            x = self.norm(upsample_conv(x, self.conv))
         if self.conv2 is not None:
             x = self.norm(self.conv2(nn.functional.leaky_relu(x, 0.2)))
         gamma, beta = self.film(c)[:, :, None, None].chunk(2, dim=1)

@@ -7,6 +7,7 @@ from typing import Any
 
 import gradio as gr
 
+from studio import devices
 from studio.errors import UserError
 from studio.jobs import JobManager
 from studio.run import RunFolder
@@ -150,6 +151,8 @@ class LivePanel:
         def on_tick(name, last_signature, shown_choices, view, on_page, request: gr.Request):
             if not sessions.ready(request):  # the page's first tick can come before its load bound it
                 return [gr.update() for _ in range(2 + len(self.outputs))]
+            if sessions.browser_here(request):  # a job beside this page keeps to its share (studio.devices)
+                devices.page_watching()
             jobs = sessions.jobs(request)
             choices = run_choices(jobs, blends=blends)
             picker = gr.update(choices=choices) if choices != shown_choices else gr.update()

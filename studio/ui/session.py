@@ -77,6 +77,10 @@ class Sessions:
         """Run `fn` when a page opens, once it is bound to its workspace."""
         return self.loaded.then(fn, inputs, outputs, **kwargs)
 
+    def browser_here(self, request: gr.Request | None) -> bool:
+        """Whether the page's browser runs on this machine, its renderer on the cores a training job uses."""
+        return client_address(request, self._trust_forwarded) in LOOPBACK
+
     def ready(self, request: gr.Request) -> bool:
         """False until the page's load has bound it (a timer may tick before that)."""
         return not self.multi_user or bool(request.username) or request.session_hash in self._bound
@@ -198,6 +202,9 @@ class Sessions:
 
         if self.multi_user and limits.FORGET_AFTER_S:
             threading.Thread(target=loop, name="studio-cleanup", daemon=True).start()
+
+
+LOOPBACK = ("127.0.0.1", "::1", "::ffff:127.0.0.1")
 
 
 def client_address(request: gr.Request | None, trust_forwarded: bool) -> str:
