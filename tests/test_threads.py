@@ -85,15 +85,22 @@ def test_where_the_app_names_its_busy_file_a_job_may_use_every_core(monkeypatch,
     assert jobs_module.child_env({})["OMP_NUM_THREADS"] == "3" and devices.BUSY_THREADS not in jobs_module.child_env({})
 
 
-def test_a_job_steps_down_to_its_share_while_the_app_works(monkeypatch, tmp_path):
-    """The app's Generate/Evaluate handlers (ui.common.on_gpu) hold the busy file; the job's loop follows it."""
-    from studio.ui.common import on_gpu
-
+@pytest.fixture
+def job_beside_app(monkeypatch, tmp_path):
+    """(the app's busy file, a 2-core job's CoreShare that follows it); the test's thread count is put back after."""
     busy = tmp_path / ".app-busy"
     monkeypatch.setenv(devices.BUSY_FILE, str(busy))
     monkeypatch.setattr(devices, "available_cores", lambda environ=None, cpu_max=None: 2)
     before = torch.get_num_threads()
-    share = devices.CoreShare({devices.BUSY_FILE: str(busy), devices.BUSY_THREADS: "1"}, settle_s=0.2)
+    yield busy, devices.CoreShare({devices.BUSY_FILE: str(busy), devices.BUSY_THREADS: "1"}, settle_s=0.2)
+    torch.set_num_threads(before)
+
+
+def test_a_job_steps_down_to_its_share_while_the_app_works(job_beside_app):
+    """The app's Generate/Evaluate handlers (ui.common.on_gpu) hold the busy file; the job's loop follows it."""
+    from studio.ui.common import on_gpu
+
+    busy, share = job_beside_app
     seen = []
 
     def generate(n):  # a handler: while it runs the job's next step uses one thread
@@ -101,25 +108,22 @@ def test_a_job_steps_down_to_its_share_while_the_app_works(monkeypatch, tmp_path
         seen.append((busy.exists(), torch.get_num_threads()))
         return n
 
-    try:
-        share.follow()
-        assert torch.get_num_threads() == 2  # the app idle: every core
-        assert on_gpu(generate)(3) == 3 and seen == [(True, 1)]
-        assert not busy.exists()
-        share.follow()
-        assert torch.get_num_threads() == 1  # a moment after a request: the next may come
-        time.sleep(0.3)
-        share.follow()
-        assert torch.get_num_threads() == 2  # quiet: every core again
-        with devices.app_work(), devices.app_work():  # two requests at once: the file goes when both are done
-            pass
-        assert not busy.exists()
-    finally:
-        torch.set_num_threads(before)
+    share.follow()
+    assert torch.get_num_threads() == 2  # the app idle: every core
+    assert on_gpu(generate)(3) == 3 and seen == [(True, 1)]
+    assert not busy.exists()
+    share.follow()
+    assert torch.get_num_threads() == 1  # a moment after a request: the next may come
+    time.sleep(0.3)
+    share.follow()
+    assert torch.get_num_threads() == 2  # quiet: every core again
+    with devices.app_work(), devices.app_work():  # two requests at once: the file goes when both are done
+        pass
+    assert not busy.exists()
     assert devices.CoreShare({}).path is None  # a job the app did not start (the CLI): threads left alone
 
 
-def test_a_job_keeps_to_its_share_while_a_page_on_this_machine_watches(monkeypatch, tmp_path):
+def test_a_job_keeps_to_its_share_while_a_page_on_this_machine_watches(job_beside_app, tmp_path):
     """Each tick of a page whose browser runs here touches the watched file: its renderer shares the job's cores."""
     from types import SimpleNamespace
 
@@ -127,22 +131,15 @@ def test_a_job_keeps_to_its_share_while_a_page_on_this_machine_watches(monkeypat
     from studio.ui.session import Sessions
     from studio.workspace import Workspace
 
-    busy = tmp_path / ".app-busy"
-    monkeypatch.setenv(devices.BUSY_FILE, str(busy))
-    monkeypatch.setattr(devices, "available_cores", lambda environ=None, cpu_max=None: 2)
-    before = torch.get_num_threads()
-    share = devices.CoreShare({devices.BUSY_FILE: str(busy), devices.BUSY_THREADS: "1"}, settle_s=0.2)
-    try:
-        share.follow()
-        assert torch.get_num_threads() == 2  # no page: every core
-        devices.page_watching()
-        share.follow()
-        assert torch.get_num_threads() == 1 and not busy.exists()  # watched, not busy: the share all the same
-        time.sleep(0.5)  # no tick since: the page was closed
-        share.follow()
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
+    busy, share = job_beside_app
+    share.follow()
+    assert torch.get_num_threads() == 2  # no page: every core
+    devices.page_watching()
+    share.follow()
+    assert torch.get_num_threads() == 1 and not busy.exists()  # watched, not busy: the share all the same
+    time.sleep(0.5)  # no tick since: the page was closed
+    share.follow()
+    assert torch.get_num_threads() == 2
 
     ws = Workspace.resolve(tmp_path / "ws")
     here, proxied = (Sessions(ws, JobManager(ws, background=False), trust_forwarded=trust) for trust in (False, True))
