@@ -14,7 +14,7 @@ gets all but one (`job_threads`; on 2 cores one thread each ran at 76 and 87 ms 
 (`app_threads`), or all of them when its jobs run on its own threads (ZeroGPU). While the app is idle the job may
 use every core: the app names a file (STUDIO_APP_BUSY) that exists only while it does interactive work (`app_work`),
 and the job's loop steps down to its share while the file exists and back to every core once it has been gone two
-seconds (`CoreShare`, a stat a step; the demo cGAN on a 2-core EPYC: 1.15x its one-thread pace beside the idle app,
+seconds (`CoreShare`, two stats a step; the demo cGAN on a 2-core EPYC: 1.15x its one-thread pace beside the idle app,
 bench/contention.py). A page open in a browser on this machine takes cores too (its renderer redraws the live panel,
 half a core), so each tick of such a page touches a second file (`page_watching`) and the job keeps to its share while
 ticks come: beside the open Train tab on a 2-core EPYC two OpenMP threads, each waiting for the slower at every op,
@@ -166,11 +166,15 @@ def app_work():
                 Path(path).unlink(missing_ok=True)
 
 
+def watched_file(busy_file: str | Path) -> Path:
+    return Path(f"{busy_file}{WATCHED}")
+
+
 def page_watching() -> None:
     """Called on each tick of a page whose browser runs on this machine: its renderer takes cores the job would use."""
     path = os.environ.get(BUSY_FILE)
     if path:
-        Path(path + WATCHED).touch()
+        watched_file(path).touch()
 
 
 class CoreShare:
@@ -181,6 +185,7 @@ class CoreShare:
     def __init__(self, environ: Mapping[str, str] = os.environ, settle_s: float = 2.0):
         path, busy = environ.get(BUSY_FILE), environ.get(BUSY_THREADS, "")
         self.path = Path(path) if path and busy.isdigit() else None
+        self.watched = watched_file(path) if self.path else None
         self.idle, self.busy = available_cores(environ), int(busy) if self.path else 0
         self.threads, self.settle_s, self.seen = torch.get_num_threads(), settle_s, -math.inf
 
@@ -189,15 +194,16 @@ class CoreShare:
         if self.path is None:
             return
         now = time.monotonic()
-        if self.path.exists() or self._watched_within(self.settle_s):
+        if self.path.exists() or self._watched():
             self.seen = now
         threads = self.busy if now - self.seen < self.settle_s else self.idle
         if threads != self.threads:
             use_threads(threads)
             self.threads = threads
 
-    def _watched_within(self, seconds: float) -> bool:
+    def _watched(self) -> bool:
+        """A page on this machine ticked within the settle time."""
         try:
-            return time.time() - os.stat(f"{self.path}{WATCHED}").st_mtime < seconds
+            return time.time() - self.watched.stat().st_mtime < self.settle_s
         except OSError:  # no page has watched yet
             return False
