@@ -58,7 +58,7 @@ def main() -> None:
         os.unlink(os.environ[devices.BUSY_FILE])  # left by an app of this workspace killed mid-request
     # jobs train in processes of their own with most of the cores (all while this one is idle: studio.devices); this
     # process keeps the rest for Generate & co.
-    devices.use_threads(devices.app_threads(devices.available_cores(), jobs_in_process=env.zero_gpu))
+    devices.prepare_process(devices.app_threads(devices.available_cores(), jobs_in_process=env.zero_gpu))
     signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
     try:
         demo = build_app(ws, jobs, dev=args.dev, multi_user=multi_user, on_new_workspace=first_visit,

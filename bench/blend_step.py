@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from studio.devices import PRECISIONS, resolve_precision
+from studio.devices import PRECISIONS, prepare_process, resolve_precision
 from studio.guide import BlendedAdapter, GuideConfig, PromptGuide, SamplerTarget
 from studio.methods.bsa import BSAAdapter
 from studio.models.clip import load_clip
@@ -45,8 +45,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, default=Path("bench/results/blend_step.json"))
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    prepare_process(args.threads or torch.get_num_threads())  # as a job process does
 
     device, clock = torch.device(args.device), CLOCKS[args.clock]
     base = build_base(args.model, args.device)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from studio.devices import PRECISIONS, resolve_precision
+from studio.devices import PRECISIONS, prepare_process, resolve_precision
 from studio.methods.bsa import LAYOUTS, BSAConfig, BSATrainer
 from studio.models.biggan import biggan_config, tiny_biggan_config
 
@@ -58,8 +58,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, default=Path("bench/results/bsa_step.json"))
     args = p.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    prepare_process(args.threads or torch.get_num_threads())  # as a job process does
     clock = CLOCKS[args.clock]
 
     base = build_base(args.model, args.device)

@@ -3,6 +3,7 @@
     python bench/cgan_step.py [--arch light] [--resolution 32 64 128] [--batch 32] [--steps 10] [--device cpu]
     python bench/cgan_step.py --arch fastgan --resolution 32 64 128 256 512 1024 --batch 8 --g-ch 64 --d-ch 64
     OMP_NUM_THREADS=1 python bench/cgan_step.py --resolution 32 64 --precision fp32 bf16 --clock cpu
+    python bench/cgan_step.py --resolution 32 --layout channels_last --steps 30 [--plain-allocator]
 
 Not a test: numbers depend on the machine and on what else runs on it.
 """
@@ -19,7 +20,7 @@ import torch
 
 from studio.methods.cgan import CGANConfig, CGANTrainer
 
-from studio.devices import PRECISIONS, resolve_precision
+from studio.devices import PRECISIONS, prepare_process, resolve_precision, use_threads
 
 from timing import CLOCKS, flops_per_call, matmul_peak_tflops, peak_memory_mb, time_steps  # noqa: E402  (run as scripts)
 
@@ -35,9 +36,11 @@ def main() -> None:
     p.add_argument("--layout", nargs="+", default=["contiguous", "channels_last"], help="contiguous: the plain baseline")
     p.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["auto"], help="auto: bf16 where the device has fast bf16")
     p.add_argument("--clock", choices=CLOCKS, default="wall", help="cpu: the CPU time this process got (one thread; busy machines)")
+    p.add_argument("--plain-allocator", action="store_true", help="without prepare_process's allocator limits (to measure them)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--out", type=Path, help="JSON file (default bench/results/cgan_step[-ARCH].json)")
     args = p.parse_args()
+    (use_threads if args.plain_allocator else prepare_process)(torch.get_num_threads())  # as a job process does
     args.out = args.out or Path(f"bench/results/cgan_step{'' if args.arch == 'light' else '-' + args.arch}.json")
 
     peak = matmul_peak_tflops(args.device)

@@ -61,7 +61,9 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    torch.set_num_threads(args.threads)
+    from studio.devices import prepare_process
+
+    prepare_process(args.threads)  # as a job process does
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="quality-") as tmp:

@@ -648,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None:  # run as a program (a job process too); a caller in this process keeps its own thread count
         from studio import devices
 
-        devices.use_threads(devices.available_cores())
+        devices.prepare_process(devices.available_cores())
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         code = args.func(args, Workspace.resolve(args.workspace))

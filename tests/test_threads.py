@@ -78,6 +78,33 @@ def test_the_cli_run_as_a_program_uses_the_cores_it_has(workspace, monkeypatch, 
     assert torch.get_num_threads() == before  # a caller in this process keeps its own
 
 
+KEPT_AFTER_FREE = """
+import ctypes, sys, torch
+from studio import devices
+(devices.prepare_process if sys.argv[1] == "prepared" else devices.use_threads)(1)
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                     "fsmblks", "uordblks", "fordblks", "keepcost")]
+mallinfo2 = ctypes.CDLL(None).mallinfo2
+mallinfo2.restype = MallInfo2
+before = mallinfo2()
+activation = torch.ones(5 << 20)  # 20 MB, as a step's activation at 64 px
+mapped = mallinfo2().hblkhd - before.hblkhd  # a block of its own, handed back to the kernel when freed
+del activation
+print(mapped >> 20, (mallinfo2().fordblks - before.fordblks) >> 20)  # MB mapped apart, MB kept free for the next step
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_a_prepared_process_keeps_freed_memory_for_the_next_step():
+    """A step frees and allocates the same activations; handed back to the kernel, their pages are zeroed again on the
+    next touch (6,000 page faults a 32 px cGAN step before: docs/performance.md)."""
+    mb = {how: [int(v) for v in subprocess.run([sys.executable, "-c", KEPT_AFTER_FREE, how], capture_output=True,
+                                               text=True, check=True).stdout.split()] for how in ("plain", "prepared")}
+    assert mb["plain"][0] >= 20 and mb["plain"][1] < 20, mb  # glibc's defaults: mapped apart, unmapped when freed
+    assert mb["prepared"][0] == 0 and mb["prepared"][1] >= 20, mb
+
+
 def test_where_the_app_names_its_busy_file_a_job_may_use_every_core(monkeypatch, tmp_path):
     monkeypatch.setattr(devices, "available_cores", lambda environ=None, cpu_max=None: 4)
     env = jobs_module.child_env({devices.BUSY_FILE: str(tmp_path / ".app-busy")})
