@@ -50,7 +50,9 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
-    torch.set_num_threads(args.threads)
+    from studio.devices import prepare_process
+
+    prepare_process(args.threads)  # as a job process does
     from studio.data.dataset import CropSettings, Dataset
     from studio.data.families import family_classes, family_images
     from studio.methods import load_run_sampler

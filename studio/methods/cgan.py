@@ -202,12 +202,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "gpu-1024": {"arch": "fastgan", "resolution": 1024, "iters": 50000, "batch": 8, "g_ch": 64, "d_ch": 64, **_GPU, **_GPU_LOOP},
 }
 # The times are the default run's from the Train tab, this page open beside it, on the two 2-core machines measured
-# (docs/performance.md): 6.3 minutes on a Xeon with bf16 units (AMX), 12.8 on an AVX2-only EPYC that trains in fp32
-# (3:35 and 8:39 from the command line). The other CPU presets' steps take about as long in all (patterns) and 1.5×.
-PRESET_TITLES = {"cpu-32": "32 px, 6-13 minutes on 2 CPU cores",
-                 FINE_PATTERN_PRESET: "32 px for fine repeating patterns (textiles, tiles), 6-13 minutes on 2 CPU cores; "
+# (docs/performance.md): 6.3 minutes on a Xeon with bf16 units (AMX), 12.0 on an AVX2-only EPYC that trains in fp32
+# (3:35 and 6:49 from the command line). The other CPU presets' steps take about as long in all (patterns) and 1.5×.
+PRESET_TITLES = {"cpu-32": "32 px, 6-12 minutes on 2 CPU cores",
+                 FINE_PATTERN_PRESET: "32 px for fine repeating patterns (textiles, tiles), 6-12 minutes on 2 CPU cores; "
                                     "picked by itself for such images",
-                 "cpu-64": "64 px, 9-20 minutes on 2 CPU cores: straighter edges on large shapes (facets, shards, "
+                 "cpu-64": "64 px, 9-18 minutes on 2 CPU cores: straighter edges on large shapes (facets, shards, "
                            "zigzags); skies and fine patterns come out weaker than at 32 px",
                  "gpu-64": "64 px on a GPU", "gpu-128": "128 px on a GPU",
                  "gpu-256": "256 px FastGAN on a GPU: about 6 GB, 2.2 TFLOP a step (hours)",
