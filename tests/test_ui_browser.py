@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from conftest import running_app
+from studio import devices
 
 pytestmark = pytest.mark.browser
 
@@ -247,7 +248,7 @@ def test_train_preview_reload_stop_continue(studio_page, app_url):
     page.locator("#train-plot").screenshot(path=str(SHOTS / "train_curves_live.png"))
     print(f"curves while training: {first[0]} then {later[0]} vertices")
     # This page's browser runs here: its ticks tell the job to keep to its share of the cores (studio.devices).
-    assert time.time() - (app_url[1] / ".app-busy.watched").stat().st_mtime < 5
+    assert time.time() - devices.watched_file(app_url[1] / ".app-busy").stat().st_mtime < 5
 
     page.reload()  # the job belongs to the server: the page reattaches, and the form comes back from the browser
     page.get_by_role("tab", name="Train").click()
