@@ -365,12 +365,17 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_bf16_units(monkeypatch):
         devices.resolve_precision("fp16", torch.device("cpu"))
 
 
-def test_the_class_loss_teaches_d_to_name_each_class_and_g_to_draw_the_one_asked_for():
-    # Three classes that differ only in colour: D's classifier learns them, and G is scored by it.
+def _colour_classes():
+    """Three classes that differ only in colour, 8 noisy images each."""
     colours = torch.tensor([[1.0, -1, -1], [-1, 1.0, -1], [-1, -1, 1.0]])
     labels = torch.arange(24) % 3
-    images = colours[labels][:, :, None, None].expand(24, 3, 32, 32) + 0.1 * torch.randn(24, 3, 32, 32)
-    t = CGANTrainer(CGANConfig(**{**SMALL, "class_loss": 1.0}), images.clamp(-1, 1), labels, ["r", "g", "b"])
+    return (colours[labels][:, :, None, None].expand(24, 3, 32, 32) + 0.1 * torch.randn(24, 3, 32, 32)).clamp(-1, 1), labels
+
+
+def test_the_class_loss_teaches_d_to_name_each_class_and_g_to_draw_the_one_asked_for():
+    # D's classifier learns the colours, and G is scored by it.
+    images, labels = _colour_classes()
+    t = CGANTrainer(CGANConfig(**{**SMALL, "class_loss": 1.0}), images, labels, ["r", "g", "b"])
     d0 = t.d.classify.weight.detach().clone()
     losses = [t.train_step(step) for step in range(70)]
     assert {"class_real", "class_fake"} <= set(losses[0])
@@ -379,6 +384,22 @@ def test_the_class_loss_teaches_d_to_name_each_class_and_g_to_draw_the_one_asked
     assert not torch.equal(d0, t.d.classify.weight)
     off = _trainer(class_loss=0.0).train_step(0)
     assert "class_real" not in off and "class_fake" not in off
+
+
+def test_class_smoothing_keeps_d_from_growing_certain_of_each_real_images_class():
+    # The colour classes above, which plain cross-entropy learns to below half of chance's loss: with targets of
+    # 0.8 / 0.1 / 0.1 the loss cannot fall below their entropy, and D's probabilities stay graded.
+    images, labels = _colour_classes()
+    t = CGANTrainer(CGANConfig(**{**SMALL, "class_loss": 1.0, "class_smoothing": 0.3}), images, labels, ["r", "g", "b"])
+    losses = [t.train_step(step) for step in range(70)]
+    late = sum(float(step["class_real"]) for step in losses[-10:]) / 10
+    floor = -(0.8 * math.log(0.8) + 0.2 * math.log(0.1))  # 0.64, above plain cross-entropy's late 0.55
+    assert floor <= late < math.log(3)
+    t.d.eval()
+    with torch.no_grad():
+        p = t.d(images, labels, classify=True).logits.softmax(1)
+    assert (p.argmax(1) == labels).float().mean() == 1 and p.max() < 0.95
+    assert CGANConfig.from_dict({"g_ch": 16}).class_smoothing == 0  # runs saved before it resume without it
 
 
 def test_a_run_saved_before_two_convs_a_block_the_class_loss_latent_film_the_cap_anchors_and_matching_loads_and_resumes():

@@ -31,8 +31,9 @@ from studio.run import load_optimizer_tensors, optimizer_tensors
 LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
 ARCH_FIELDS = ("resolution", "z_dim", "embed_dim", "g_ch", "d_ch", "conditioning", "g_convs", "latent_film", "upsample")  # CGANArch's, from the config
 # Fields added after runs were saved, with what those runs had: one conv a block, class-only FiLM, uncapped mode seeking,
-# no anchors, no matching, no D dropout.
-SAVED_BEFORE = {"g_convs": 1, "latent_film": 0, "mode_seeking_cap": 0.0, "anchors": 0.0, "match": 0.0, "d_dropout": 0.0}
+# no anchors, no matching, no D dropout, no class smoothing.
+SAVED_BEFORE = {"g_convs": 1, "latent_film": 0, "mode_seeking_cap": 0.0, "anchors": 0.0, "match": 0.0, "d_dropout": 0.0,
+                "class_smoothing": 0.0}
 RECON_LOSSES = ("auto", "vgg16", "pixels", "tiny")
 ADA_ADJUST_EVERY = 4     # steps between adjustments of the augmentation probability
 ADA_SPEED_STEPS = 500    # steps for the probability to go from 0 to 1 when D keeps overfitting
@@ -73,6 +74,10 @@ class CGANConfig:
     class_loss: float = option(0.5, label="Class loss", min=0, max=100,  # AC-GAN (Odena et al. 2017)
                                help="D also names each real image's class and G is rewarded when D names the class it "
                                     "was asked for: classes keep their own colours and shapes (0 = off)")
+    class_smoothing: float = option(0.0, label="Class label smoothing", min=0, max=0.5,  # Szegedy et al. 2016
+                                    help="D's class head learns each real image's class as this much less than certain, "
+                                         "so it cannot grow sure of a class from a few dozen images and G's class "
+                                         "reward stays graded (0 = off)")
     mode_seeking: float = option(1.0, label="Mode seeking", min=0, max=100,  # MSGAN (Mao et al. 2019)
                                  help="rewards different images for different latents; guards against collapse")
     # On by default: the samples' brightness spread 1.9-2.4× the real images' without it, 1.2-1.7× with it, recall and
@@ -414,7 +419,7 @@ class CGANTrainer:
         loss_d = nn.functional.relu(1 - d_real).mean() + nn.functional.relu(1 + d_fake).mean()
         losses = {"d_loss": loss_d.detach(), "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
         if cfg.class_loss > 0:  # on real images only: a classifier also taught on fakes would learn G's mistakes
-            ce_real = nn.functional.cross_entropy(real_out.logits.float(), y)
+            ce_real = nn.functional.cross_entropy(real_out.logits.float(), y, label_smoothing=cfg.class_smoothing)
             loss_d = loss_d + cfg.class_loss * ce_real
             losses["class_real"] = ce_real.detach()
         if self.reconstructs:
