@@ -399,6 +399,7 @@ def test_class_smoothing_keeps_d_from_growing_certain_of_each_real_images_class(
     with torch.no_grad():
         p = t.d(images, labels, classify=True).logits.softmax(1)
     assert (p.argmax(1) == labels).float().mean() == 1 and p.max() < 0.95
+    assert CGANConfig.from_dict({}).class_smoothing == 0.1
     assert CGANConfig.from_dict({"g_ch": 16}).class_smoothing == 0  # runs saved before it resume without it
 
 
