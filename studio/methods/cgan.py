@@ -77,9 +77,10 @@ class CGANConfig:
     # Label smoothing (Szegedy et al. 2016) on top of D's dropout, thirteen paired runs of seven families: the four lowest
     # fidelities .896-.940 → .912-.956, precision 0.854 → 0.865, recall level (docs/quality.md, the thirty-third round).
     class_smoothing: float = option(0.1, label="Class label smoothing", min=0, max=0.5,
-                                    help="D's class head learns each real image's class as this much less than certain, "
-                                         "so it cannot grow sure of a class from a few dozen images and G's class "
-                                         "reward stays graded (0 = off)")
+                                    help="D's class head learns each real image's class as likely, not certain: this "
+                                         "share of its target is spread over all the classes (0.1 of three: 0.93 for "
+                                         "the image's own), so it cannot grow sure of a class from a few dozen images "
+                                         "and G's class reward stays graded (0 = off)")
     mode_seeking: float = option(1.0, label="Mode seeking", min=0, max=100,  # MSGAN (Mao et al. 2019)
                                  help="rewards different images for different latents; guards against collapse")
     # On by default: the samples' brightness spread 1.9-2.4× the real images' without it, 1.2-1.7× with it, recall and
