@@ -75,8 +75,8 @@ class CGANConfig:
                                help="D also names each real image's class and G is rewarded when D names the class it "
                                     "was asked for: classes keep their own colours and shapes (0 = off)")
     # Label smoothing (Szegedy et al. 2016) on top of D's dropout, thirteen paired runs of seven families each time: 0.1
-    # lifted the four lowest fidelities .896-.940 → .912-.956 (the thirty-third round), 0.2 lifts them to .933-.958 and
-    # puts two runs more at issue 18's bar (docs/quality.md, the thirty-sixth round).
+    # lifted the four lowest fidelities .896-.940 → .912-.956 (the thirty-third round); 0.2 lifts them to .933-.950, and
+    # eight runs meet issue 18's bar against seven (docs/quality.md, the thirty-sixth round).
     class_smoothing: float = option(0.2, label="Class label smoothing", min=0, max=0.5,
                                     help="D's class head learns each real image's class as likely, not certain: this "
                                          "share of its target is spread over all the classes (0.2 of three: 0.87 for "
