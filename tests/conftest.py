@@ -47,6 +47,16 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: not browser_file(item))  # stable: each file's tests keep their order
 
 
+@pytest.fixture(autouse=True, scope="session")
+def patient_browser_checks():
+    """A loaded CI machine answers a click in seconds, past the 5 s Playwright's expect() waits by default."""
+    try:
+        from playwright.sync_api import expect
+    except ImportError:
+        return
+    expect.set_options(timeout=30_000)
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Workspace:
     return Workspace.resolve(tmp_path / "ws")

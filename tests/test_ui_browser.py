@@ -59,6 +59,25 @@ def studio_page(app_url):
         browser.close()
 
 
+@pytest.fixture(autouse=True)
+def no_job_outlives_its_test(request):
+    """A test that fails midway leaves its job training, and every later test's job would queue behind it: stop what is
+    live afterwards, as the Stop button does (the run's STOP file), and wait until no job of this workspace trains."""
+    yield
+    if "app_url" not in request.fixturenames:
+        return
+    runs = request.getfixturevalue("app_url")[1] / "runs"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        live = [status.parent for status in runs.glob("*/status.json")
+                if json.loads(status.read_text() or "{}").get("state") in ("queued", "running", "stopping")]
+        if not live:
+            return
+        for run in live:
+            (run / "STOP").touch()
+        time.sleep(1)
+
+
 def _upload_files(tmp_path: Path) -> list[Path]:
     rng = np.random.default_rng(1)
     files = []
