@@ -18,6 +18,7 @@ from PIL import Image
 
 from conftest import running_app
 from studio import devices
+from studio.run import RunFolder
 
 pytestmark = pytest.mark.browser
 
@@ -69,8 +70,7 @@ def no_job_outlives_its_test(request):
     runs = request.getfixturevalue("app_url")[1] / "runs"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        live = [status.parent for status in runs.glob("*/status.json")
-                if json.loads(status.read_text() or "{}").get("state") in ("queued", "running", "stopping")]
+        live = [run for run in runs.glob("*/") if RunFolder(run).read_status().get("state") in ("queued", "running", "stopping")]
         if not live:
             return
         for run in live:
