@@ -18,6 +18,7 @@ from PIL import Image
 
 from conftest import running_app
 from studio import devices
+from studio.jobs import LIVE
 from studio.run import RunFolder
 
 pytestmark = pytest.mark.browser
@@ -70,11 +71,11 @@ def no_job_outlives_its_test(request):
     runs = request.getfixturevalue("app_url")[1] / "runs"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        live = [run for run in runs.glob("*/") if RunFolder(run).read_status().get("state") in ("queued", "running", "stopping")]
+        live = [run for run in map(RunFolder, runs.glob("*/")) if run.read_status().get("state") in LIVE]
         if not live:
             return
         for run in live:
-            (run / "STOP").touch()
+            run.stop_file.touch()
         time.sleep(1)
 
 
