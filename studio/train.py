@@ -230,7 +230,10 @@ def new_run_configs(method: str, *, preset: str | None = None, config: dict[str,
     given = check_values(m.config, {k: v for k, v in (config or {}).items() if v is not None})
     loop_given = check_values(LoopConfig, {k: v for k, v in (loop or {}).items() if v is not None})
     loop_config = LoopConfig(**{**m.loop, **{k: v for k, v in chosen.items() if k in loop_fields}, **loop_given})
-    return m.config(**{**{k: v for k, v in chosen.items() if k not in loop_fields}, **given}), loop_config
+    cfg = m.config(**{**{k: v for k, v in chosen.items() if k not in loop_fields}, **given})
+    if hasattr(cfg, "fit_loop"):  # settings counted in steps that a shorter run scales down
+        cfg = cfg.fit_loop(loop_config)
+    return cfg, loop_config
 
 
 def training_configs(ws: Workspace, method: str, run_name: str, *, resume_run: bool = False, preset: str | None = None,

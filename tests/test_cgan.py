@@ -524,6 +524,7 @@ def test_fine_patterns_pick_their_preset_and_the_run_samples_at_its_truncation(w
     assert "fine repeating patterns" in capsys.readouterr().err
     cfg = RunFolder(ws / "runs" / "pat").read_config()["config"]
     assert (cfg["upsample"], cfg["latent_film"], cfg["truncation"], cfg["g_ch"]) == ("shuffle", 2, 1.3, 4)  # given wins
+    assert (cfg["cond_start"], cfg["cond_end"]) == (0, 1)  # the preset's fade of the class, fitted to two steps
     assert source_info(Workspace.resolve(ws), "run:pat").truncation == 1.3  # where Generate's slider starts
     sampler = load_run_sampler(RunFolder(ws / "runs" / "pat"), torch.device("cpu"))[0]
     assert torch.equal(sampler.sample(2, seed=5), sampler.sample(2, seed=5, truncation=1.3))
@@ -534,3 +535,26 @@ def test_fine_patterns_pick_their_preset_and_the_run_samples_at_its_truncation(w
     for run in ("plain", "demo-plain"):
         cfg = RunFolder(ws / "runs" / run).read_config()["config"]
         assert (cfg["upsample"], cfg["latent_film"], cfg["truncation"]) == ("nearest", 1, 1.0)
+
+
+def test_transitional_conditioning_learns_what_all_classes_share_first_then_fades_the_class_in():
+    t = _trainer(cond_start=2, cond_end=6)
+    assert [t._condition(step) for step in (0, 2, 3, 4, 6, 100)] == [0, 0, 0.25, 0.5, 1, 1]
+    z, x = torch.randn(2, SMALL["z_dim"]), _data()[0][:2]
+    a, b = torch.tensor([0, 1]), torch.tensor([2, 2])
+    t.d.eval()  # no dropout draws or spectral-norm updates between the calls compared
+    with torch.no_grad():  # at weight 0 the labels asked for change nothing; at 1 they do
+        assert torch.equal(t._draw(z, a, 0.0), t._draw(z, b, 0.0)) and not torch.equal(t._draw(z, a, 1.0), t._draw(z, b, 1.0))
+        assert torch.equal(t.d(x, a, condition=0.0), t.d(x, b, condition=0.0)) and not torch.equal(t.d(x, a), t.d(x, b))
+    t.d.train()
+    t.train_step(0)  # so neither network's class embedding learns anything yet
+    assert not t.g.embed.weight.grad.any() and not t.d.embed.weight_orig.grad.any()
+    t.train_step(4)
+    assert t.g.embed.weight.grad.abs().sum() > 0 and t.d.embed.weight_orig.grad.abs().sum() > 0
+    assert CGANConfig.from_dict({"g_ch": 16}).cond_end == 0  # runs saved before it resume conditioned from the start
+    with pytest.raises(UserError, match="must come after"):
+        CGANConfig(cond_start=5, cond_end=5)
+    from studio.train import new_run_configs
+    fits = {iters: new_run_configs("cgan", config={"cond_start": 500, "cond_end": 2000}, loop={"iters": iters})[0]
+            for iters in (5000, 3000, 10, 2)}  # a shorter run fades the class in over its first half
+    assert [(c.cond_start, c.cond_end) for c in fits.values()] == [(500, 2000), (375, 1500), (1, 5), (0, 1)]

@@ -220,6 +220,7 @@ def test_the_forms_preset_reaches_the_job_and_fine_patterns_pick_theirs(ws):
     spec = check_before_queueing(ws, train_tab.form_request({**first, "dataset": "swatches", **values}, taken=[]))
     assert (spec.config["upsample"], spec.config["truncation"], spec.config["batch"], spec.loop["iters"]) == (
         "shuffle", 1.3, 16, 5000)
+    assert (spec.config["cond_start"], spec.config["cond_end"]) == (500, 2000)
     back, why = train_tab.dataset_preset_values(ws, {**first, **values})  # the demo's images: back, with its settings
     assert (back["preset"], back["cgan_batch"], back["iters"], why) == ("cpu-32", 32, 3500, "")
     assert train_tab.dataset_preset_values(ws, {**first, "dataset": "swatches", **values})[0] == {}  # no change

@@ -4,7 +4,8 @@ The contract (what studio.methods.cgan calls): Generator(arch) and Discriminator
 models.cgan.CGANArch; G(z, y, noise_rng=) or G(z, class_embedding=) → images in [-1, 1], G.embed (the label
 embeddings, which class mixing reads), G.coarse_prefixes() (what a coarse transfer keeps); D(x, y, generator=) → one
 score per image, or with classify=True a models.cgan.Judgement that also holds class logits (the class loss), any
-randomness drawn from `generator`;
+randomness drawn from `generator`, and with condition= (0-1, while a run fades the class in) the class's part of the
+score weighed by it;
 RESOLUTIONS and CONDITIONINGS. Here: one linear layer each.
 """
 
@@ -45,7 +46,7 @@ class Discriminator(nn.Module):
         self.classify = nn.Linear(arch.d_ch, arch.n_classes)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, *, classify: bool = False,
-                generator: torch.Generator | None = None) -> torch.Tensor | Judgement:
+                generator: torch.Generator | None = None, condition: float = 1.0) -> torch.Tensor | Judgement:
         h = nn.functional.leaky_relu(self.features(x.reshape(len(x), -1)), 0.2)
-        scores = self.score(h).squeeze(1) + (self.embed(y) * h).sum(dim=1)  # projection conditioning
+        scores = self.score(h).squeeze(1) + condition * (self.embed(y) * h).sum(dim=1)  # projection conditioning
         return Judgement(scores, self.classify(h)) if classify else scores

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import torch
@@ -138,6 +138,16 @@ class CGANConfig:
                                        help="start from an earlier cGAN run's generator (same resolution and widths)")
     transfer_keep: str = option("all", label="Transferred layers", choices=("all", "coarse"))  # all: every G layer but the labels (measured better); coarse: input + first half
     freeze_steps: int = option(0, label="Freeze steps", min=0)  # keep transferred G layers frozen this long
+    # Transitional conditioning (Shahbazi et al. 2022, "Collapse by Conditioning"): a class-conditional GAN on a few
+    # dozen images a class collapses sooner than an unconditional one on all of them, so G and D first learn what
+    # every class shares, then the class's weight in G's input, D's projection and G's class loss rises to 1.
+    cond_start: int = option(0, label="Class condition from step", min=0,
+                             help="until this step G and D ignore the class and learn one model of all the images "
+                                  "(with a later full-weight step)")
+    cond_end: int = option(0, label="Class condition full at step", min=0,
+                           help="the step where the class's weight, rising linearly from the step above, reaches 1; "
+                                "a run shorter than twice this fades it in over the same share of its first half "
+                                "(0 = conditioned from the start)")
     seed: int = option(0, label="Seed", min=0)
 
     def __post_init__(self) -> None:
@@ -165,6 +175,18 @@ class CGANConfig:
             raise UserError(f"Upsampling is one of {', '.join(UPSAMPLINGS)}, not {self.upsample!r}.")
         if self.layout not in LAYOUTS:
             raise UserError(f"Layout is one of {', '.join(LAYOUTS)}, not {self.layout!r}.")
+        if self.cond_end and self.cond_end <= self.cond_start:
+            raise UserError(f"Class condition full at step ({self.cond_end}) must come after Class condition from step "
+                            f"({self.cond_start}), or be 0 (conditioned from the start).")
+
+    def fit_loop(self, loop) -> "CGANConfig":
+        """This config for a run of `loop.iters` steps: a run too short for the class condition to reach full weight
+        by half way (a quick try of a preset) fades it in over the same share of its first half."""
+        if 2 * self.cond_end <= loop.iters:
+            return self
+        scale = loop.iters / (2 * self.cond_end)
+        start, end = int(self.cond_start * scale), int(self.cond_end * scale)
+        return replace(self, cond_start=start, cond_end=end if end > start else 0)
 
     @property
     def networks(self):
@@ -196,9 +218,11 @@ _GPU_LOOP = {"sample_every": 1000, "checkpoint_every": 5000}  # a 1024 px checkp
 # draw lattices more evenly, a wider draw covers more of them, and half the batch buys 5000 steps in the time of
 # 3500 (recall 0.42 → 0.62 on textures, 0.48 → 0.63 on the tiles family held out from tuning, docs/quality.md).
 # Such images pick it themselves (preset_for_data); on smooth skies the sub-pixel doubling leaves checkerboard
-# traces, so it is no one's default.
+# traces, so it is no one's default. The class fades in over steps 500-2000 (transitional conditioning): 5 of 8 pattern
+# runs meet issue 18's bar against 3, means level, more palettes a class in the grids (docs/quality.md, round 39).
 FINE_PATTERN_PRESET = "cpu-32-patterns"
-FINE_PATTERNS = {"resolution": 32, "iters": 5000, "batch": 16, "upsample": "shuffle", "latent_film": 2, "truncation": 1.3}
+FINE_PATTERNS = {"resolution": 32, "iters": 5000, "batch": 16, "upsample": "shuffle", "latent_film": 2, "truncation": 1.3,
+                 "cond_start": 500, "cond_end": 2000}
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu-32": {"resolution": 32, "iters": 3500, "batch": 32},
     FINE_PATTERN_PRESET: FINE_PATTERNS,
@@ -386,8 +410,23 @@ class CGANTrainer:
                 loss = loss + (out - target).abs().mean() + (nn.functional.adaptive_avg_pool2d(out - target, 4)).abs().mean()
         return loss
 
+    def _condition(self, step: int) -> float:
+        """The class condition's weight at this step: 0 until cond_start, then linearly to 1 at cond_end."""
+        cfg = self.cfg
+        if step >= cfg.cond_end:
+            return 1.0
+        return max(0.0, (step - cfg.cond_start) / (cfg.cond_end - cfg.cond_start))
+
+    def _draw(self, z: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
+        """G's samples for latents z of classes y, with the class embedding weighted by the condition's weight."""
+        if lam >= 1:
+            return self.g(z, y, noise_rng=self.local_gen)
+        return self.g(z, class_embedding=lam * self.g.embed(y), noise_rng=self.local_gen)
+
     def train_step(self, step: int) -> dict[str, torch.Tensor]:
         cfg = self.cfg
+        lam = self._condition(step)
+        faded = {"condition": lam} if lam < 1 else {}  # D's class weight while the class fades in
         for p in self.frozen:
             p.requires_grad_(step >= cfg.freeze_steps)
         idx = torch.randint(len(self.images), (cfg.batch,), generator=self.gen)
@@ -403,22 +442,21 @@ class CGANTrainer:
         y_g = torch.cat([y[:half], y[:half], y[2 * half:]])
         with autocast(self.device, self.precision):
             if self.anchors is not None:
-                both = self.g(torch.cat([z, self.anchors(anchored)]), torch.cat([y_g, self.labels[anchored]]),
-                              noise_rng=self.local_gen)
+                both = self._draw(torch.cat([z, self.anchors(anchored)]), torch.cat([y_g, self.labels[anchored]]), lam)
                 fake, drawn = both[:len(z)], both[len(z):]
             else:
-                fake = self.g(z, y_g, noise_rng=self.local_gen)
+                fake = self._draw(z, y_g, lam)
 
         # 1. Discriminator: hinge loss on augmented real and fake (networks under autocast, losses in fp32).
         with autocast(self.device, self.precision):
             real_aug = self._augment(real).requires_grad_(cfg.r1 > 0)
             if self.reconstructs or cfg.class_loss > 0:
-                real_out = self.d(real_aug, y, classify=cfg.class_loss > 0, generator=self.local_gen,
+                real_out = self.d(real_aug, y, classify=cfg.class_loss > 0, generator=self.local_gen, **faded,
                                   **({"reconstruct": True} if self.reconstructs else {}))
                 d_real = real_out.scores
             else:
-                d_real = self.d(real_aug, y, generator=self.local_gen)
-            d_fake = self.d(self._augment(fake.detach()), y_g, generator=self.local_gen)
+                d_real = self.d(real_aug, y, generator=self.local_gen, **faded)
+            d_fake = self.d(self._augment(fake.detach()), y_g, generator=self.local_gen, **faded)
         d_real, d_fake = d_real.float(), d_fake.float()
         loss_d = nn.functional.relu(1 - d_real).mean() + nn.functional.relu(1 + d_fake).mean()
         losses = {"d_loss": loss_d.detach(), "d_real": d_real.mean().detach(), "d_fake": d_fake.mean().detach()}
@@ -450,12 +488,12 @@ class CGANTrainer:
         # 2. Generator: fool the updated D through the same augmentation.
         self.d.requires_grad_(False)  # G's backward passes through D; D's own gradients would be thrown away
         with autocast(self.device, self.precision):
-            judged = self.d(self._augment(fake), y_g, classify=cfg.class_loss > 0, generator=self.local_gen)
+            judged = self.d(self._augment(fake), y_g, classify=cfg.class_loss > 0, generator=self.local_gen, **faded)
         score = judged.scores if cfg.class_loss > 0 else judged
         fake, loss_g = fake.float(), -score.float().mean()
         if cfg.class_loss > 0:
             ce_fake = nn.functional.cross_entropy(judged.logits.float(), y_g)
-            loss_g = loss_g + cfg.class_loss * ce_fake
+            loss_g = loss_g + lam * cfg.class_loss * ce_fake
             losses["class_fake"] = ce_fake.detach()
         if cfg.mode_seeking > 0 and half > 0:
             spread = (fake[:half] - fake[half:2 * half]).abs().mean(dim=(1, 2, 3)) / (z[:half] - z[half:2 * half]).abs().mean(dim=1)
@@ -470,7 +508,8 @@ class CGANTrainer:
             losses["anchor"] = anchor.detach()
             self.opt_anchors.zero_grad(set_to_none=True)
         if cfg.match > 0:  # pairs within this process's slice, as mode seeking does
-            match = self._match_loss(fake, y_g, real, y)
+            match = self._match_loss(fake, y_g, real, y) if lam > 0 else \
+                self._match_loss(fake, torch.zeros_like(y_g), real, torch.zeros_like(y))  # G knows no class yet
             loss_g = loss_g + cfg.match * match
             losses["match"] = match.detach()
         self.opt_g.zero_grad(set_to_none=True)
@@ -609,7 +648,8 @@ def preset_for_data(ds, given: dict[str, Any]) -> tuple[str, str] | None:
         return None
     return FINE_PATTERN_PRESET, (f"These images are fine repeating patterns ({share:.0%} of the median image's contrast "
                                  f"is detail under 10 px), so the run uses the {FINE_PATTERN_PRESET} preset: sub-pixel "
-                                 f"upsampling, {FINE_PATTERNS['iters']} steps of {FINE_PATTERNS['batch']} images, and "
+                                 f"upsampling, {FINE_PATTERNS['iters']} steps of {FINE_PATTERNS['batch']} images with the classes "
+                                 f"faded in by step {FINE_PATTERNS['cond_end']}, and "
                                  f"samples drawn at truncation {FINE_PATTERNS['truncation']:g}.")
 
 

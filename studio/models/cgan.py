@@ -176,13 +176,14 @@ class Discriminator(nn.Module):
             self.embed = nn.Embedding(arch.n_classes, arch.resolution ** 2)  # the seed's label channel
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, *, classify: bool = False,
-                generator: torch.Generator | None = None) -> torch.Tensor | Judgement:
+                generator: torch.Generator | None = None, condition: float = 1.0) -> torch.Tensor | Judgement:
         """Scores [N]; with `classify`, a Judgement that also holds the class logits.
 
         Training drops `arch.d_dropout` of the pooled features, the mask drawn from `generator` (a CPU generator, so a
-        run's randomness stays in its own stream and a resume repeats it; default: torch's global generator)."""
+        run's randomness stays in its own stream and a resume repeats it; default: torch's global generator).
+        `condition` weighs the class's part of the score (transitional conditioning; 1 = full)."""
         if self.arch.conditioning == "concat":
-            x = torch.cat([x, self.embed(y).view(len(x), 1, *x.shape[2:])], dim=1)
+            x = torch.cat([x, condition * self.embed(y).view(len(x), 1, *x.shape[2:])], dim=1)
         h = self.features(x)
         h = self.final(torch.cat([h, minibatch_std(h)], dim=1)).sum(dim=(2, 3))
         if self.training and self.arch.d_dropout > 0:
@@ -190,7 +191,7 @@ class Discriminator(nn.Module):
             h = h * keep.to(h.device, h.dtype) / (1 - self.arch.d_dropout)
         out = self.score(h).squeeze(1)
         if self.arch.conditioning == "projection":
-            out = out + (self.embed(y) * h).sum(dim=1)
+            out = out + condition * (self.embed(y) * h).sum(dim=1)
         return Judgement(out, self.classify(h)) if classify else out
 
 

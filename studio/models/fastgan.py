@@ -1,7 +1,7 @@
 """FastGAN (Liu et al. 2021), class-conditional, for 32-1024 px: a drop-in for studio.models.cgan's networks.
 
 Same `CGANArch`, same calls: `Generator(arch)(z, y=None, class_embedding=None)` → images in [-1, 1],
-`Discriminator(arch)(x, y)` → scores [N], `Generator.embed`, `Generator.coarse_prefixes()`.
+`Discriminator(arch)(x, y, condition=1.0)` → scores [N], `Generator.embed`, `Generator.coarse_prefixes()`.
 
 Generator: z and the class embedding → 4×4 (transposed conv, FastGAN's InitLayer) → one up-block per
 octave (nearest ×2, 3×3 conv, noise, norm, GLU; every other block has two convs and noise, FastGAN's
@@ -297,18 +297,17 @@ class Discriminator(nn.Module):
         self.decode_part = Decoder(arch, d_width(arch, 16), decoder_size(res))
 
     def forward(self, x: torch.Tensor, y: torch.Tensor, *, classify: bool = False, reconstruct: bool = False,
-                generator: torch.Generator | None = None) -> torch.Tensor | Judgement:
+                generator: torch.Generator | None = None, condition: float = 1.0) -> torch.Tensor | Judgement:
         """Scores [N]; with `classify` or `reconstruct`, a Judgement that also holds the class logits or the decoders'
         output for this (real) batch.
 
         The quadrant each sample's part decoder rebuilds is drawn from `generator` (a CPU generator; default:
-        torch's global one).
-        """
+        torch's global one). `condition` weighs the class's part of the score (transitional conditioning; 1 = full)."""
         h = self.from_rgb(x)
         for block in self.blocks:
             h16, h = h, block(h)
         feats = self.final(torch.cat([h, minibatch_std(h)], dim=1)).sum(dim=(2, 3))
-        scores = self.score(feats).squeeze(1) + (self.embed(y) * feats).sum(dim=1)
+        scores = self.score(feats).squeeze(1) + condition * (self.embed(y) * feats).sum(dim=1)
         if not (classify or reconstruct):
             return scores
         return Judgement(scores, self.classify(feats) if classify else None,
