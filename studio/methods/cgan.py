@@ -508,8 +508,8 @@ class CGANTrainer:
             losses["anchor"] = anchor.detach()
             self.opt_anchors.zero_grad(set_to_none=True)
         if cfg.match > 0:  # pairs within this process's slice, as mode seeking does
-            match = self._match_loss(fake, y_g, real, y) if lam > 0 else \
-                self._match_loss(fake, torch.zeros_like(y_g), real, torch.zeros_like(y))  # G knows no class yet
+            classes = (y_g, y) if lam > 0 else (torch.zeros_like(y_g), torch.zeros_like(y))  # G knows no class yet
+            match = self._match_loss(fake, classes[0], real, classes[1])
             loss_g = loss_g + cfg.match * match
             losses["match"] = match.detach()
         self.opt_g.zero_grad(set_to_none=True)
@@ -648,9 +648,9 @@ def preset_for_data(ds, given: dict[str, Any]) -> tuple[str, str] | None:
         return None
     return FINE_PATTERN_PRESET, (f"These images are fine repeating patterns ({share:.0%} of the median image's contrast "
                                  f"is detail under 10 px), so the run uses the {FINE_PATTERN_PRESET} preset: sub-pixel "
-                                 f"upsampling, {FINE_PATTERNS['iters']} steps of {FINE_PATTERNS['batch']} images with the classes "
-                                 f"faded in by step {FINE_PATTERNS['cond_end']}, and "
-                                 f"samples drawn at truncation {FINE_PATTERNS['truncation']:g}.")
+                                 f"upsampling, {FINE_PATTERNS['iters']} steps of {FINE_PATTERNS['batch']} images with the "
+                                 f"classes faded in by step {FINE_PATTERNS['cond_end']}, and samples drawn at truncation "
+                                 f"{FINE_PATTERNS['truncation']:g}.")
 
 
 def _load_parent(ws, cfg: CGANConfig) -> tuple[dict, dict]:
