@@ -488,6 +488,29 @@ def test_match_pairs_samples_and_real_images_one_to_one_within_their_class():
     assert float(alone.detach()) == 0 and alone.requires_grad  # no class in common: nothing to pull, still differentiable
 
 
+def test_match_shift_pulls_an_out_of_phase_lattice_to_its_pair_shifted_not_to_a_blur():
+    stripes = (torch.arange(8) % 4 < 2).float().expand(1, 3, 8, 8)  # vertical stripes, period 4 px
+    y = torch.zeros(1, dtype=torch.long)
+    off_phase = torch.roll(stripes, 1, dims=3).clone().requires_grad_()  # the same lattice a pixel to the right
+    blur = torch.full_like(stripes, 0.5)  # the lattice's mean colour: what a pixel L1 to the unshifted pair rewards
+    assert float(CGANTrainer._match_loss(off_phase.detach(), y, stripes, y)) == pytest.approx(0.5)  # no shift: as far as...
+    assert float(CGANTrainer._match_loss(blur, y, stripes, y)) == pytest.approx(0.5)  # ...the blur
+    shifted = CGANTrainer._match_loss(off_phase, y, stripes, y, shift=1)
+    assert float(shifted.detach()) == 0 and float(CGANTrainer._match_loss(blur, y, stripes, y, shift=1)) == 0.5
+    shifted.backward()
+    assert off_phase.grad.abs().sum() == 0  # at its shifted pair already: nothing pulls it back into phase
+    # No further than allowed: two pixels out of phase (the stripes inverted), one pixel's shift leaves it one out.
+    assert float(CGANTrainer._match_loss(torch.roll(stripes, 2, dims=3), y, stripes, y, shift=1)) == pytest.approx(0.5)
+
+
+def test_match_shift_starts_once_the_classes_are_in():
+    plain, shifted = _trainer(cond_start=1, cond_end=3), _trainer(cond_start=1, cond_end=3, match_shift=2)
+    before = [(float(plain.train_step(s)["match"]), float(shifted.train_step(s)["match"])) for s in range(3)]
+    assert all(a == b for a, b in before)  # while the class fades in, matching pulls towards the pair as it is
+    at_full = float(plain.train_step(3)["match"]), float(shifted.train_step(3)["match"])
+    assert at_full[1] < at_full[0]  # then towards its nearest shift, which the unshifted pair is one of
+
+
 def test_match_teaches_random_latents_to_draw_the_training_images():
     def nearest_l1(t) -> float:  # each of 60 random samples against the training image of its class nearest to it
         with torch.no_grad():
