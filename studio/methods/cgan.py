@@ -518,7 +518,7 @@ class CGANTrainer:
             self.opt_anchors.zero_grad(set_to_none=True)
         if cfg.match > 0:  # pairs within this process's slice, as mode seeking does
             classes = (y_g, y) if lam > 0 else (torch.zeros_like(y_g), torch.zeros_like(y))  # G knows no class yet
-            match = self._match_loss(fake, classes[0], real, classes[1], cfg.match_shift if step >= cfg.cond_end else 0)
+            match = self._match_loss(fake, classes[0], real, classes[1], cfg.match_shift if lam >= 1 else 0)
             loss_g = loss_g + cfg.match * match
             losses["match"] = match.detach()
         self.opt_g.zero_grad(set_to_none=True)
