@@ -20,11 +20,12 @@ run: install
 	$(PY) app.py $(ARGS)
 
 # Two workers, a test file each (pytest-xdist): one test at a time left a core idle half the time (the browser
-# tests wait on pages and jobs); tests/conftest.py gives each worker its share of the threads.
+# tests wait on pages and jobs); tests/conftest.py gives each worker its share of the threads and hands the longest
+# files out first, which xdist (3.5 on) would undo by reordering files by their number of tests.
 TEST_WORKERS ?= 2
 
 test: install
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -223,6 +223,7 @@ class JobManager:
         """Queue a new run (or a resume, with `request.resume`); checks what can be checked before any process starts."""
         validate_name(request.run, "run")
         run = RunFolder(self.ws.run_dir(request.run))
+        self._let_its_last_job_end(run)
         with self._lock:
             current = self.view(request.run) if request.run in self.names() else None
             if current and current.live:
@@ -249,6 +250,17 @@ class JobManager:
             self._slot.queue.append(run.path)
             self.tick()
             return self.view(request.run)
+
+    def _let_its_last_job_end(self, run: RunFolder, timeout_s: float = 10.0) -> None:
+        """A job that has written its end holds the run until its process (or thread) exits a moment later: Continue
+        pressed in that moment waits for it, rather than being told the run is in use by the app itself."""
+        proc = self._slot.procs.get(run.path)
+        if proc is None or run.read_status().get("state") in LIVE:
+            return
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:  # still holding it after that: submit says who holds the run
+            pass
 
     def resume(self, name: str, *, iters: int | None = None, device: str | None = None) -> JobView:
         """Continue a stopped, failed or finished run from its latest checkpoint (to `iters` steps, if given)."""

@@ -144,6 +144,34 @@ def test_cancelling_a_queued_new_run_leaves_nothing(ws):
     assert not any("failed" in line for line in RunFolder(ws.run_dir("first")).log_tail(50))
 
 
+def test_continue_right_after_a_stop_waits_for_the_job_to_let_go_of_its_run(ws):
+    """A job writes "stopped" and exits a moment later, holding the run until then: Continue pressed in that moment
+    (the ZeroGPU thread's case, where the holder named would be the app itself) waits for it instead of refusing."""
+    import threading
+
+    jobs = JobManager(ws, background=False)
+    jobs.submit(_request("r", 3))
+    _wait(jobs, "r", lambda v: v.state == "finished")
+    run = RunFolder(ws.run_dir("r"))
+    lock = run.lock()  # the ending job, still holding the run for half a second
+    letting_go = threading.Timer(0.5, lock.release)
+
+    class Ending:  # answers as Popen and InProcessJob do
+        pid = os.getpid()
+
+        def poll(self):
+            return None if letting_go.is_alive() else 0
+
+        def wait(self, timeout=None):
+            letting_go.join(timeout)
+            return self.poll()
+
+    jobs._slot.procs[run.path] = Ending()
+    letting_go.start()
+    assert jobs.resume("r", iters=5).state in ("queued", "starting")
+    assert _wait(jobs, "r", lambda v: v.state == "finished").step == 5
+
+
 def test_in_process_jobs_train_in_chunks_queue_stop_and_continue(ws, monkeypatch):
     """ZeroGPU's way: the app's own process trains, one (GPU) call per chunk; the queue, Stop and Continue still hold."""
     import studio.zerogpu as zerogpu
