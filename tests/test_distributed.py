@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 
@@ -42,6 +43,7 @@ def _worker(rank: int, port: int, arch: str, out: dict) -> None:
         dist.destroy_process_group()
 
 
+@functools.cache  # the light run serves two tests: two processes cost the suite 15-30 s a spawn
 def _two_processes(arch: str) -> dict:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
