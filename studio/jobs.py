@@ -252,8 +252,8 @@ class JobManager:
             return self.view(request.run)
 
     def _let_its_last_job_end(self, run: RunFolder, timeout_s: float = 10.0) -> None:
-        """A job that has written its end holds the run until its process (or thread) exits a moment later: Continue
-        pressed in that moment waits for it, rather than being told the run is in use by the app itself."""
+        """A job that has written its end holds the run until its process (or thread) exits a moment later: Continue or
+        Delete pressed in that moment waits for it, rather than being told the run is in use by the app itself."""
         proc = self._slot.procs.get(run.path)
         if proc is None or run.read_status().get("state") in LIVE:
             return
@@ -301,6 +301,7 @@ class JobManager:
 
     def delete(self, name: str) -> None:
         validate_name(name, "run")
+        self._let_its_last_job_end(RunFolder(self.ws.run_dir(name)))
         with self._lock:
             view = self.view(name)
             if view.state == "queued":

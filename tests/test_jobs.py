@@ -144,16 +144,11 @@ def test_cancelling_a_queued_new_run_leaves_nothing(ws):
     assert not any("failed" in line for line in RunFolder(ws.run_dir("first")).log_tail(50))
 
 
-def test_continue_right_after_a_stop_waits_for_the_job_to_let_go_of_its_run(ws):
-    """A job writes "stopped" and exits a moment later, holding the run until then: Continue pressed in that moment
-    (the ZeroGPU thread's case, where the holder named would be the app itself) waits for it instead of refusing."""
+def _ending_job(jobs: JobManager, name: str) -> None:
+    """Make `name` look as a job does that has written its end and still holds the run for half a second."""
     import threading
 
-    jobs = JobManager(ws, background=False)
-    jobs.submit(_request("r", 3))
-    _wait(jobs, "r", lambda v: v.state == "finished")
-    run = RunFolder(ws.run_dir("r"))
-    lock = run.lock()  # the ending job, still holding the run for half a second
+    lock = RunFolder(jobs.ws.run_dir(name)).lock()
     letting_go = threading.Timer(0.5, lock.release)
 
     class Ending:  # answers as Popen and InProcessJob do
@@ -166,10 +161,22 @@ def test_continue_right_after_a_stop_waits_for_the_job_to_let_go_of_its_run(ws):
             letting_go.join(timeout)
             return self.poll()
 
-    jobs._slot.procs[run.path] = Ending()
+    jobs._slot.procs[jobs.ws.run_dir(name)] = Ending()
     letting_go.start()
+
+
+def test_continue_right_after_a_stop_waits_for_the_job_to_let_go_of_its_run(ws):
+    """A job writes "stopped" and exits a moment later, holding the run until then: Continue pressed in that moment
+    (the ZeroGPU thread's case, where the holder named would be the app itself) waits for it instead of refusing."""
+    jobs = JobManager(ws, background=False)
+    jobs.submit(_request("r", 3))
+    _wait(jobs, "r", lambda v: v.state == "finished")
+    _ending_job(jobs, "r")
     assert jobs.resume("r", iters=5).state in ("queued", "starting")
     assert _wait(jobs, "r", lambda v: v.state == "finished").step == 5
+    _ending_job(jobs, "r")  # Delete in that moment waits too
+    jobs.delete("r")
+    assert not ws.run_dir("r").exists()
 
 
 def test_in_process_jobs_train_in_chunks_queue_stop_and_continue(ws, monkeypatch):
