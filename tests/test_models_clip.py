@@ -284,3 +284,26 @@ def test_unknown_architecture_for_a_file(tmp_path: Path) -> None:
     path.write_bytes(b"x")
     with pytest.raises(UserError, match="Unknown CLIP architecture 'ViT-X'"):
         resolve_clip(f"ViT-X:{path}")
+
+
+def test_a_named_model_resolves_without_importing_open_clip_and_from_the_same_tables() -> None:
+    """Every app start labels ViT-B-32 (Evaluate, Blend): open_clip's __init__ would import torchvision and
+    torch._dynamo for it, seconds of the start. The light tables must say what open_clip's own say."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from studio.models import clip
+first = clip.resolve_clip("ViT-B-32"), clip.resolve_clip("RN50"), sorted(clip._model_names())
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("open_clip", "torchvision") or m.startswith("torch._dynamo"))
+assert not loaded, loaded
+import open_clip
+assert clip._tables() is open_clip.pretrained
+assert (clip.resolve_clip("ViT-B-32"), clip.resolve_clip("RN50"), sorted(open_clip.list_models())) == first
+print(first[0].status)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert "not available offline: download open_clip_model.safetensors from" in out.stdout

@@ -18,11 +18,15 @@ huggingface_hub reads HF_HUB_OFFLINE once at import, so asking it for a cached t
 from __future__ import annotations
 
 import difflib
+import importlib
+import importlib.util
 import json
 import os
 import pickle
 import re
+import sys
 import tempfile
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -58,6 +62,35 @@ def _register_tiny() -> None:
             path = Path(tmp) / f"{TINY_NAME}.json"
             path.write_text(json.dumps(_TINY_CONFIG))
             open_clip.add_model_config(path)
+
+
+_TABLES = "_studio_open_clip_tables"  # open_clip's folder under a name of our own: its __init__ never runs
+
+
+def _tables() -> types.ModuleType:
+    """open_clip.pretrained (the table of weights, tags, hub files), without importing open_clip when it is not yet.
+
+    Its __init__ imports torchvision and with it torch._dynamo: 4 s of every app's start, paid for two labels.
+    The file is the package's own, so the facts are open_clip's; once the package is loaded, its module is used."""
+    if "open_clip" in sys.modules:
+        return sys.modules["open_clip"].pretrained
+    if _TABLES not in sys.modules:
+        spec = importlib.util.find_spec("open_clip")
+        if spec is None:
+            raise ModuleNotFoundError("No module named 'open_clip'", name="open_clip")
+        package = types.ModuleType(_TABLES)
+        package.__path__ = list(spec.submodule_search_locations)
+        sys.modules[_TABLES] = package
+    return importlib.import_module(f"{_TABLES}.pretrained")
+
+
+def _model_names() -> list[str]:
+    """open_clip.list_models() with ours: the registry itself once open_clip is loaded, else its config files' names."""
+    if "open_clip" in sys.modules:
+        _register_tiny()
+        return sys.modules["open_clip"].list_models()
+    configs = Path(_tables().__file__).parent / "model_configs"
+    return sorted([f.stem for f in configs.glob("*.json")] + [TINY_NAME])
 
 
 def needs_quick_gelu(name: str, tag: str) -> bool:
@@ -108,11 +141,10 @@ def _download_mb(name: str) -> float | None:
 
 def _hub_file(cfg: dict[str, Any]) -> tuple[str, list[str]]:
     """(HF repo, file names open_clip would try, safetensors first) for a pretrained config."""
-    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
-
+    tables = _tables()
     repo, filename = os.path.split(cfg.get("hf_hub", ""))
-    filename = filename or HF_WEIGHTS_NAME
-    safe = HF_SAFE_WEIGHTS_NAME if filename == HF_WEIGHTS_NAME else filename.rsplit(".", 1)[0] + ".safetensors"
+    filename = filename or tables.HF_WEIGHTS_NAME
+    safe = tables.HF_SAFE_WEIGHTS_NAME if filename == tables.HF_WEIGHTS_NAME else filename.rsplit(".", 1)[0] + ".safetensors"
     return repo, list(dict.fromkeys([safe, filename]))
 
 
@@ -136,9 +168,7 @@ def _find_local(cfg: dict[str, Any], folder: Path) -> tuple[str, Path] | None:
 
 
 def _put_file_sentence(name: str, tag: str, folder: Path) -> str:
-    from open_clip import get_pretrained_cfg
-
-    cfg = get_pretrained_cfg(name, tag)
+    cfg = _tables().get_pretrained_cfg(name, tag)
     repo, names = _hub_file(cfg)
     where = f"https://huggingface.co/{repo} (hf-hub:{repo})" if repo else cfg.get("url", "")
     return (f"download {names[0] if repo else os.path.basename(cfg['url'])} from {where} and put it in {folder}{os.sep}"
@@ -161,10 +191,7 @@ def _weights_file(spec: str, pretrained: str | None) -> tuple[str, Path] | None:
 def resolve_clip(spec: str = "ViT-B-32", pretrained: str | None = None, *,
                  checkpoints_dir: Path = CHECKPOINTS_DIR) -> CLIPSource:
     """Decide where a CLIP model comes from (spec syntax: module docstring) without loading or downloading."""
-    import open_clip
-
-    _register_tiny()
-    spec, models = spec.strip(), open_clip.list_models()
+    spec, models = spec.strip(), _model_names()
     if spec == "tiny":
         return CLIPSource("tiny", TINY_NAME, None, None, None, "random tiny CLIP (for tests)")
     if spec.startswith("local-dir:"):
@@ -187,7 +214,7 @@ def resolve_clip(spec: str = "ViT-B-32", pretrained: str | None = None, *,
         hint = f" such as {', '.join(close)}" if close else ""
         raise UserError(f"Unknown CLIP model {spec!r}: use an open_clip name{hint}"
                         f", 'tiny', 'local-dir:<folder>' or 'NAME:<weights file>'.")
-    tags = open_clip.list_pretrained_tags_by_model(name)
+    tags = _tables().list_pretrained_tags_by_model(name)
     default = CLIP_DEFAULT[1] if name == CLIP_DEFAULT[0] else (tags or ["none"])[0]
     tag = (pretrained or default).lower().replace("-", "_")  # open_clip's own tag cleaning
     if tag in RANDOM_TAGS:
@@ -195,7 +222,7 @@ def resolve_clip(spec: str = "ViT-B-32", pretrained: str | None = None, *,
     if tag not in tags:
         raise UserError(f"CLIP {name} has no pretrained weights {tag!r}: use one of {', '.join(tags) or 'none'}.")
     folder = Path(checkpoints_dir) / "clip" / f"{name}-{tag}"
-    if local := _find_local(open_clip.get_pretrained_cfg(name, tag), folder):
+    if local := _find_local(_tables().get_pretrained_cfg(name, tag), folder):
         kind, path = local
         return CLIPSource(kind, name, tag, path, None, "found locally" if kind == "local-file" else
                           "found in the download cache")
@@ -261,6 +288,7 @@ def load_clip(spec: str = "ViT-B-32", pretrained: str | None = None, *, device: 
     """A frozen CLIPEncoder from a spec (see `resolve_clip`); `seed` fixes tiny/random init."""
     import open_clip
 
+    _register_tiny()
     source = resolve_clip(spec, pretrained, checkpoints_dir=checkpoints_dir)
     if source.kind in ("tiny", "random"):
         with torch.random.fork_rng(devices=[]):  # seed locally: the caller's random stream stays untouched
