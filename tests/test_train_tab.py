@@ -95,8 +95,8 @@ def test_a_watched_run_resends_previews_only_when_new_ones_come_and_curves_at_mo
     monkeypatch.setattr(live, "time", SimpleNamespace(monotonic=lambda: clock[0]))  # the panel's clock only
 
     def tick(signature, plotted):
-        *_, preview, history, plot, _log, signature, key = live.LivePanel.refresh(panel, jobs, "w", signature,
-                                                                                 plotted=plotted)
+        *_, preview, history, plot, _log, signature, key, _tick = live.LivePanel.refresh(panel, jobs, "w", signature,
+                                                                                        plotted=plotted)
         return preview, history, plot, signature, key
 
     preview, history, plot, signature, key = tick(None, None)
@@ -111,6 +111,30 @@ def test_a_watched_run_resends_previews_only_when_new_ones_come_and_curves_at_mo
     assert plot["value"]["step"].max() == 3 and preview == history == {"__type__": "update"}
     clock[0] += live.PLOT_EVERY_S
     assert tick(signature, key)[2] == {"__type__": "update"}  # the log did not grow since
+
+
+def test_the_page_ticks_every_second_while_a_job_runs_and_every_five_with_none(ws, monkeypatch):
+    """An idle page's ticks cost its renderer a third of a core (docs/performance.md); a live job needs them."""
+    from types import SimpleNamespace
+
+    jobs, panel, runs = JobManager(ws, background=False), SimpleNamespace(start_hint=""), []
+    monkeypatch.setattr(jobs, "runs", lambda: runs)
+
+    def tick(signature):
+        *_, signature, _key, timer = live.LivePanel.refresh(panel, jobs, None, signature)
+        return signature, timer
+
+    signature, timer = tick(None)  # a page's first refresh (load, a pick) always says how often to tick
+    assert timer == {"__type__": "update", "value": live.IDLE_TICK_S}
+    signature, timer = tick(signature)
+    assert timer == {"__type__": "update"}  # unchanged: nothing sent
+    runs.append(SimpleNamespace(live=False))
+    assert tick(signature)[1] == {"__type__": "update"}  # a finished run needs no watching either
+    runs.append(SimpleNamespace(live=True))  # a job started, watched or not: its page's share follows each tick
+    signature, timer = tick(signature)
+    assert timer == {"__type__": "update", "value": live.TICK_S}
+    runs.pop()
+    assert tick(signature)[1] == {"__type__": "update", "value": live.IDLE_TICK_S}
 
 
 def test_the_whole_app_builds(ws):

@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -122,6 +123,20 @@ def scrolls_inside(page, selector: str) -> list[int]:
 def error_badges(page) -> int:
     """Components showing gradio's red "Error" state (what a gr.Error does to every output of its event)."""
     return page.locator("span.error:visible").count()
+
+
+def ticks(page, seconds: float) -> int:
+    """Events the page sends to the app in `seconds` (each tick of the live panel is one, and nothing else is clicked)."""
+    sent = []
+
+    def count(request):
+        if request.method == "POST" and urllib.parse.urlsplit(request.url).path.endswith("/queue/join"):
+            sent.append(request.url)
+
+    page.on("request", count)
+    page.wait_for_timeout(seconds * 1000)
+    page.remove_listener("request", count)
+    return len(sent)
 
 
 def coloured_pixels(page, selector: str, at_least: int = 1, timeout_s: float = 20.0) -> int:
@@ -269,6 +284,7 @@ def test_train_preview_reload_stop_continue(studio_page, app_url):
     print(f"curves while training: {first[0]} then {later[0]} vertices")
     # This page's browser runs here: its ticks tell the job to keep to its share of the cores (studio.devices).
     assert time.time() - devices.watched_file(app_url[1] / ".app-busy").stat().st_mtime < 5
+    assert ticks(page, 6) >= 3  # every second while a job runs (every five would send at most two)
 
     page.reload()  # the job belongs to the server: the page reattaches, and the form comes back from the browser
     page.get_by_role("tab", name="Train").click()
@@ -285,6 +301,7 @@ def test_train_preview_reload_stop_continue(studio_page, app_url):
     expect(page.locator("#train-status")).to_contain_text(f"Finished: step {stopped_at + 40}/{stopped_at + 40}", timeout=120_000)
     expect(page.locator("#train-history img").first).to_be_visible()
     page.screenshot(path=str(SHOTS / "train_finished.png"), full_page=True)
+    assert ticks(page, 8) <= 2  # nothing runs: a tick every five seconds (an idle page's renderer is spared)
     # Earlier previews: whole rows, nothing hidden behind an inner scroll; each grid names its rows (the classes).
     assert page.locator("#train-history img").count() >= 3
     assert scrolls_inside(page, "#train-history") == [], "the earlier-previews strip is clipped"

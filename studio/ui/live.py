@@ -18,6 +18,10 @@ PLOT_POINTS = 300  # per curve; enough to read a trend
 # A running job logs every step, and each redraw of the curves (and of unchanged previews) costs the page's renderer
 # CPU that a 2-core machine takes from the job: docs/performance.md, "The Train tab open beside its job".
 PLOT_EVERY_S = 5.0
+# Each tick costs an open page's renderer about a third of a core (gradio's own bookkeeping of every component, not
+# our handler: docs/performance.md). A second keeps a running job's page current; with nothing running a tick only
+# looks for a run started elsewhere (the CLI, another page), and every five seconds is soon enough for that.
+TICK_S, IDLE_TICK_S = 1.0, 5.0
 HISTORY_SHOWN = 9  # earlier previews shown: three whole rows, spread over the run (a long run keeps hundreds)
 
 
@@ -146,7 +150,9 @@ class LivePanel:
                              info="Auto scales each term to its own range when one dwarfs the others.")
         log = gr.Textbox(label="Log", lines=6, max_lines=12, autoscroll=True, elem_id=f"{prefix}-log")
         signature, shown, plotted = gr.State(None), gr.State(built), gr.State(None)
-        self.outputs = [status, self.stop_btn, self.resume_btn, delete_btn, preview, history, plot, log, signature, plotted]
+        timer = gr.Timer(TICK_S)
+        self.outputs = [status, self.stop_btn, self.resume_btn, delete_btn, preview, history, plot, log, signature, plotted,
+                        timer]
 
         def on_tick(name, last_signature, shown_choices, view, on_page, request: gr.Request):
             if not sessions.ready(request):  # the page's first tick can come before its load bound it
@@ -173,7 +179,7 @@ class LivePanel:
             jobs.delete(name)
             return "", gr.update(visible=False), self.select(jobs, None), *self.refresh(jobs, None)
 
-        gr.Timer(1.0).tick(on_tick, [self.picked, signature, shown, self.view, plotted], [self.picked, shown, *self.outputs],
+        timer.tick(on_tick, [self.picked, signature, shown, self.view, plotted], [self.picked, shown, *self.outputs],
                            show_progress="hidden", concurrency_limit=None)  # cheap folder reads: never wait for the GPU
         noted, watched = [self.note, *self.outputs], [self.picked, self.view, plotted]
         self.picked.change(refusing(len(noted))(on_pick), watched, noted, show_progress="hidden")
@@ -193,8 +199,9 @@ class LivePanel:
         key, the plot is emptied first and drawn on the next tick (see the note above PALETTE)."""
         v = live_view(jobs, name, start_hint=self.start_hint)
         seen, size, key = v["signature"], v["log_size"], plot_key(v["plot"], view)
-        # The page's signature: the previews' as last sent, then the curves' log size and when they were last sent.
-        last_seen, last_size, sent_at = last_signature if last_signature else (None, None, None)
+        # The page's signature: the previews' as last sent, the curves' log size and when they were last sent, the tick.
+        last_seen, last_size, sent_at, last_tick = last_signature if last_signature else (None, None, None, None)
+        tick = TICK_S if any(run.live for run in jobs.runs()) else IDLE_TICK_S  # any run: a job beside the page shares
         now = time.monotonic()
         previews = [v["preview"], v["history"]] if seen != last_seen else [gr.update(), gr.update()]
         if key is not None and plotted is not None and key != plotted:  # a spec to rebuild: empty now, draw next tick
@@ -203,9 +210,10 @@ class LivePanel:
             curves = None if key is None else plot_update(v["plot"], view)
         else:
             curves, size, now = gr.update(), last_size, sent_at
-        media, signature = [*previews, curves], (seen, size, now)
+        media, signature = [*previews, curves], (seen, size, now, tick)
         return [v["status"], gr.update(interactive=v["stop"]), gr.update(interactive=v["resume"]),
-                gr.update(interactive=v["delete"]), *media, v["log"], signature, key]
+                gr.update(interactive=v["delete"]), *media, v["log"], signature, key,
+                gr.update(value=tick) if tick != last_tick else gr.update()]
 
     def select(self, jobs: JobManager, name: str | None):
         """An update for the picker that shows `name` (after a start or a delete)."""
