@@ -143,6 +143,16 @@ def test_the_whole_app_builds(ws):
     build_app(ws, JobManager(ws, background=False), dev=True)
 
 
+def test_an_idle_app_looks_at_its_queue_every_20_ms_not_every_millisecond(ws):
+    """Gradio's default cost an app nobody used a tenth of a core (docs/performance.md); its attributes are private, so
+    this fails the day gradio renames them."""
+    from studio.ui.app import build_app, quiet_when_idle
+
+    demo = build_app(ws, JobManager(ws, background=False)).queue()
+    quiet_when_idle(demo)
+    assert (demo._queue.sleep_when_free, demo._queue.progress_update_sleep_when_free) == (0.02, 0.1)
+
+
 def test_a_field_changed_while_the_page_loads_keeps_the_visitors_value(ws):
     """On a busy server a visitor may pick BSA before the page's load has filled the form: the load must not undo it."""
     import gradio as gr
