@@ -180,7 +180,7 @@ class LivePanel:
             return "", gr.update(visible=False), self.select(jobs, None), *self.refresh(jobs, None)
 
         timer.tick(on_tick, [self.picked, signature, shown, self.view, plotted], [self.picked, shown, *self.outputs],
-                           show_progress="hidden", concurrency_limit=None)  # cheap folder reads: never wait for the GPU
+                   show_progress="hidden", concurrency_limit=None)  # cheap folder reads: never wait for the GPU
         noted, watched = [self.note, *self.outputs], [self.picked, self.view, plotted]
         self.picked.change(refusing(len(noted))(on_pick), watched, noted, show_progress="hidden")
         self.view.change(refusing(len(noted))(on_pick), watched, noted, show_progress="hidden")
