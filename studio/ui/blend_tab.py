@@ -155,7 +155,8 @@ def render(sessions: Sessions, *, dev: bool = False) -> None:
         return gr.update(maximum=len(run_mix_layers(sessions.workspace(request), a_name)))
 
     b.change(user_errors(on_b), [a, b], [switch])
-    # The result appears once the job has written it: a slow poll of result.json, sending images only when it changed.
+    # The result appears once the job has written it: a poll of result.json on the live panel's tick (every second while
+    # a job runs, every five when none does), sending images only when it changed.
     shown = gr.State(None)
 
     def on_poll(name, last, request: gr.Request):
@@ -168,8 +169,8 @@ def render(sessions: Sessions, *, dev: bool = False) -> None:
             return [gr.update() for _ in range(len(result_outputs) + 1)] + [last]
         return [*result_view(ws, name), results_gallery(ws), key]
 
-    gr.Timer(2.0).tick(on_poll, [panel.picked, shown], [*result_outputs, gallery, shown], show_progress="hidden",
-                       concurrency_limit=None)
+    panel.timer.tick(on_poll, [panel.picked, shown], [*result_outputs, gallery, shown], show_progress="hidden",
+                     concurrency_limit=None)
 
     @user_errors
     def on_load(request: gr.Request):

@@ -150,9 +150,9 @@ class LivePanel:
                              info="Auto scales each term to its own range when one dwarfs the others.")
         log = gr.Textbox(label="Log", lines=6, max_lines=12, autoscroll=True, elem_id=f"{prefix}-log")
         signature, shown, plotted = gr.State(None), gr.State(built), gr.State(None)
-        timer = gr.Timer(TICK_S)
+        self.timer = gr.Timer(TICK_S)  # its period follows the jobs (refresh); the Blend tab's result poll rides on it
         self.outputs = [status, self.stop_btn, self.resume_btn, delete_btn, preview, history, plot, log, signature, plotted,
-                        timer]
+                        self.timer]
 
         def on_tick(name, last_signature, shown_choices, view, on_page, request: gr.Request):
             if not sessions.ready(request):  # the page's first tick can come before its load bound it
@@ -179,8 +179,8 @@ class LivePanel:
             jobs.delete(name)
             return "", gr.update(visible=False), self.select(jobs, None), *self.refresh(jobs, None)
 
-        timer.tick(on_tick, [self.picked, signature, shown, self.view, plotted], [self.picked, shown, *self.outputs],
-                   show_progress="hidden", concurrency_limit=None)  # cheap folder reads: never wait for the GPU
+        self.timer.tick(on_tick, [self.picked, signature, shown, self.view, plotted], [self.picked, shown, *self.outputs],
+                        show_progress="hidden", concurrency_limit=None)  # cheap folder reads: never wait for the GPU
         noted, watched = [self.note, *self.outputs], [self.picked, self.view, plotted]
         self.picked.change(refusing(len(noted))(on_pick), watched, noted, show_progress="hidden")
         self.view.change(refusing(len(noted))(on_pick), watched, noted, show_progress="hidden")
