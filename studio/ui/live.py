@@ -9,7 +9,7 @@ import gradio as gr
 
 from studio import devices
 from studio.errors import UserError
-from studio.jobs import JobManager
+from studio.jobs import JobManager, JobView
 from studio.run import RunFolder
 from studio.ui.common import as_text, refusing
 from studio.ui.session import Sessions
@@ -32,9 +32,11 @@ def spread(items: list, n: int) -> list:
     return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)] if n > 1 else items[-1:]
 
 
-def run_choices(jobs: JobManager, *, blends: bool = False) -> list[tuple[str, str]]:
-    """(label, name) of the training runs (or, with blends=True, the blends), newest first, with their state."""
-    return [(f"{v.run} · {v.state}" + (f" · step {v.step}" if v.step else ""), v.run) for v in jobs.runs()
+def run_choices(jobs: JobManager, *, blends: bool = False, runs: list[JobView] | None = None) -> list[tuple[str, str]]:
+    """(label, name) of the training runs (or, with blends=True, the blends), newest first, with their state;
+    `runs`: jobs.runs() when the caller has read it already."""
+    return [(f"{v.run} · {v.state}" + (f" · step {v.step}" if v.step else ""), v.run)
+            for v in (jobs.runs() if runs is None else runs)
             if (v.method == "blend") == blends]
 
 
@@ -160,9 +162,10 @@ class LivePanel:
             if sessions.browser_here(request):  # a job beside this page keeps to its share (studio.devices)
                 devices.page_watching()
             jobs = sessions.jobs(request)
-            choices = run_choices(jobs, blends=blends)
+            runs = jobs.runs()  # read once a tick: the picker's states and the tick's own period both come from it
+            choices = run_choices(jobs, blends=blends, runs=runs)
             picker = gr.update(choices=choices) if choices != shown_choices else gr.update()
-            return [picker, choices, *self.refresh(jobs, name, last_signature, view=view, plotted=on_page)]
+            return [picker, choices, *self.refresh(jobs, name, last_signature, view=view, plotted=on_page, runs=runs)]
 
         def on_pick(name, view, on_page, request: gr.Request):
             return "", *self.refresh(sessions.jobs(request), name, view=view, plotted=on_page)
@@ -192,16 +195,18 @@ class LivePanel:
         confirm_btn.click(refusing(len(deleted))(on_delete), [self.picked], deleted)
 
     def refresh(self, jobs: JobManager, name: str | None, last_signature=None, *, view: str = "auto",
-                plotted: Any = "unknown") -> list:
+                plotted: Any = "unknown", runs: list[JobView] | None = None) -> list:
         """Updates for `outputs`; images and curves are only sent when the run folder changed.
 
         `plotted`: the plot_key of what the page's plot shows (None: nothing). When the curves to show have another
-        key, the plot is emptied first and drawn on the next tick (see the note above PALETTE)."""
+        key, the plot is emptied first and drawn on the next tick (see the note above PALETTE).
+        `runs`: as in run_choices."""
         v = live_view(jobs, name, start_hint=self.start_hint)
         seen, size, key = v["signature"], v["log_size"], plot_key(v["plot"], view)
         # The page's signature: the previews' as last sent, the curves' log size and when they were last sent, the tick.
         last_seen, last_size, sent_at, last_tick = last_signature if last_signature else (None, None, None, None)
-        tick = TICK_S if any(run.live for run in jobs.runs()) else IDLE_TICK_S  # any run: a job beside the page shares
+        runs = jobs.runs() if runs is None else runs
+        tick = TICK_S if any(run.live for run in runs) else IDLE_TICK_S  # any job: one beside the page keeps its share
         now = time.monotonic()
         previews = [v["preview"], v["history"]] if seen != last_seen else [gr.update(), gr.update()]
         if key is not None and plotted is not None and key != plotted:  # a spec to rebuild: empty now, draw next tick
