@@ -139,11 +139,12 @@ def _draw_drip(
     n = len(path)
     swell = np.convolve(rng.uniform(0.2, 1.8, n + 20), np.ones(21) / 21, "valid")
     taper = np.minimum(1.0, np.minimum(np.arange(n), np.arange(n)[::-1]) / 12 + 0.3)
-    widths = np.maximum(1.0, width * swell * taper)
+    widths = np.maximum(1.0, width * swell * taper).tolist()
+    points = [tuple(p) for p in path.tolist()]  # once, not per piece: 60,000 pieces paint the demo
     chunk = 4
     for i in range(0, n - 1, chunk):
-        piece = [tuple(p) for p in path[i : i + chunk + 1]]
-        w = float(widths[i])
+        piece = points[i : i + chunk + 1]
+        w = widths[i]
         if len(piece) > 1:
             draw.line(piece, fill=colour, width=max(1, round(w)), joint="curve")
         if w > 3:
