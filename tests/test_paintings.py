@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 
 from studio.data import paintings
-from studio.data.dataset import create_demo_dataset
+from studio.data.dataset import CropSettings, Dataset, create_demo_dataset
 from studio.data.families import FamilyError, family_images
 from studio.workspace import Workspace
 
@@ -20,7 +22,7 @@ def cache(tmp_path, monkeypatch):
 
 
 def _pixels(images):
-    return [(label, name, np.asarray(img)) for label, name, img in images]
+    return [(label, name, np.asarray(img)) for label, name, img, *_ in images]
 
 
 def test_a_cached_painting_is_the_painting_and_gives_the_same_dataset(cache, tmp_path):
@@ -35,7 +37,15 @@ def test_a_cached_painting_is_the_painting_and_gives_the_same_dataset(cache, tmp
         assert np.array_equal(a[2], b[2]) and np.array_equal(a[2], c[2])
     one = create_demo_dataset(Workspace.resolve(tmp_path / "a"), "d", family="horizons", per_class=2, seed=3, size=64, split="train")
     two = create_demo_dataset(Workspace.resolve(tmp_path / "b"), "d", family="horizons", per_class=2, seed=3, size=64, split="train")
-    assert [e["sha256"] for e in one.images] == [e["sha256"] for e in two.images]
+    # The cache's PNG files are stored as they are, not encoded again: the same files as encoding the fresh images.
+    encoded = Dataset.open_or_create(Workspace.resolve(tmp_path / "c"), "d")
+    encoded.manifest["crop"] = asdict(CropSettings(size=64))
+    for label, name, img in fresh:
+        encoded.add_image(img, f"horizons/{name}", label)
+    assert [e["sha256"] for e in one.images] == [e["sha256"] for e in two.images] == [e["sha256"] for e in encoded.images]
+    for a, b in zip(one.images, encoded.images):
+        for key in ("original", "file"):
+            assert (one.path / a[key]).read_bytes() == (encoded.path / b[key]).read_bytes()
 
 
 def test_a_damaged_cache_is_painted_again_and_other_arguments_are_other_paintings(cache):
@@ -44,7 +54,7 @@ def test_a_damaged_cache_is_painted_again_and_other_arguments_are_other_painting
     (folder / "0001.png").write_bytes(b"not a png")
     paintings.painted.cache_clear()
     images = paintings.painted("posters", 1, 0, 64, None)
-    assert [np.asarray(img).tobytes() for _, _, img in images] == \
+    assert [np.asarray(img).tobytes() for _, _, img, _ in images] == \
         [np.asarray(img).tobytes() for _, _, img in family_images("posters", per_class=1, seed=0, size=64)]
     paintings.painted.cache_clear()
     assert len(paintings.painted("posters", 1, 0, 64, None)) == 3 and (folder / "0001.png").read_bytes().startswith(b"\x89PNG")  # healed

@@ -282,15 +282,18 @@ class Dataset:
         report.limit_notice = bounds.notice()
         return report
 
-    def add_image(self, img: Image.Image, source: str, label: str) -> list[dict]:
-        """Add an in-memory RGB image (e.g. generated demo art); stored as PNG like any original."""
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        data = buf.getvalue()
-        return self._add(img, data, source, hashlib.sha256(data).hexdigest(), perceptual_hash(img), validate_label(label))
+    def add_image(self, img: Image.Image, source: str, label: str, png: bytes | None = None) -> list[dict]:
+        """Add an in-memory RGB image (e.g. generated demo art); stored as PNG like any original. `png`, when given, is
+        `img` as PIL saves a PNG (the painting cache's file), so it is not encoded again."""
+        if png is None:
+            buf = io.BytesIO()
+            img.save(buf, format="PNG")
+            png = buf.getvalue()
+        return self._add(img, png, source, hashlib.sha256(png).hexdigest(), perceptual_hash(img), validate_label(label),
+                         data_is_img_png=True)
 
     def _add(self, img: Image.Image, data: bytes, source: str, sha: str, ph: int, label: str,
-             provenance: dict | None = None) -> list[dict]:
+             provenance: dict | None = None, data_is_img_png: bool = False) -> list[dict]:
         original = f"originals/{sha[:16]}.{_extension(data)}"
         (self.path / original).write_bytes(data)
         entries = []
@@ -299,7 +302,10 @@ class Dataset:
                      "source": source, "original": original, "sha256": sha, "phash": f"{ph:016x}",
                      "box": list(crop.box), "patch": crop.patch, **({"provenance": provenance} if provenance else {})}
             entry["file"] = f"images/{entry['id']}.png"
-            render_crop(img, crop, self.settings.size).save(self.path / entry["file"])
+            if data_is_img_png and crop.box == (0, 0, self.settings.size, self.settings.size) == (0, 0, *img.size):
+                (self.path / entry["file"]).write_bytes(data)  # the whole image at its own size: the same PNG
+            else:
+                render_crop(img, crop, self.settings.size).save(self.path / entry["file"])
             entries.append(entry)
         self.images.extend(entries)
         return entries
@@ -536,8 +542,8 @@ def create_demo_dataset(ws: Workspace, name: str, *, per_class: int = 40, seed: 
     if ds.images:
         raise UserError(f"Dataset {name!r} already exists and is not empty; choose another name for the demo.")
     ds.manifest["crop"] = asdict(CropSettings(size=size))
-    for label, filename, img in images:
-        ds.add_image(img, f"{family}/{filename}", label)
+    for label, filename, img, png in images:
+        ds.add_image(img, f"{family}/{filename}", label, png)
     ds.manifest["demo"] = {"per_class": per_class, "seed": seed, "family": family, "split": split}
     ds.save()
     return ds

@@ -1,4 +1,4 @@
-"""Demo paintings, painted once per machine: ~10 s of CPU that every new workspace (each first start, each visitor of
+"""Demo paintings, painted once per machine: ~14 s of CPU (the demo, on a 2-core EPYC) that every new workspace (each first start, each visitor of
 a shared studio) would otherwise spend again on the same pixels. Kept in memory and in the studio's cache folder,
 keyed by the arguments and the painters' own source, so a change to a painter paints afresh."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -17,7 +18,9 @@ from PIL import Image
 from studio.data import demo, families
 from studio.workspace import cache_root
 
-Painting = tuple[str, str, Image.Image]  # (label, file name, image), as families.family_images yields them
+# (label, file name, image, png): what families.family_images yields, and the image as PIL saves a PNG (the cache's
+# file), so a dataset stores it without encoding it again.
+Painting = tuple[str, str, Image.Image, bytes]
 
 
 @functools.lru_cache(maxsize=2)
@@ -30,9 +33,17 @@ def painted(family: str, per_class: int, seed: int, size: int, split: str | None
         return _read(folder)
     except (OSError, ValueError, TypeError):  # not there yet, or damaged: paint (and replace it)
         shutil.rmtree(folder, ignore_errors=True)
-    images = tuple(families.family_images(family, per_class=per_class, seed=seed, size=size, split=split))
+    images = tuple((label, name, img, _png(img))
+                   for label, name, img in families.family_images(family, per_class=per_class, seed=seed, size=size,
+                                                                  split=split))
     _write(folder, images)
     return images
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 @functools.cache
@@ -47,8 +58,9 @@ def _read(folder: Path) -> tuple[Painting, ...]:
     index = json.loads((folder / "index.json").read_text())
     out = []
     for i, (label, name) in enumerate(index):
-        with Image.open(folder / f"{i:04d}.png") as img:
-            out.append((label, name, img.convert("RGB")))
+        png = (folder / f"{i:04d}.png").read_bytes()
+        with Image.open(io.BytesIO(png)) as img:
+            out.append((label, name, img.convert("RGB"), png))
     return tuple(out)
 
 
@@ -60,9 +72,9 @@ def _write(folder: Path, images: tuple[Painting, ...]) -> None:
     except OSError:
         return
     try:
-        for i, (_, _, img) in enumerate(images):
-            img.save(tmp / f"{i:04d}.png")  # lossless: the same pixels, so the same file hashes in a dataset
-        (tmp / "index.json").write_text(json.dumps([[label, name] for label, name, _ in images]))
+        for i, (_, _, _, png) in enumerate(images):
+            (tmp / f"{i:04d}.png").write_bytes(png)
+        (tmp / "index.json").write_text(json.dumps([[label, name] for label, name, _, _ in images]))
         os.rename(tmp, folder)
     except OSError:  # no room, or another process got there first: theirs is the same
         shutil.rmtree(tmp, ignore_errors=True)
