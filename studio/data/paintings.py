@@ -1,6 +1,6 @@
-"""Demo paintings, painted once per machine: ~14 s of CPU (the demo, on a 2-core EPYC) that every new workspace (each first start, each visitor of
-a shared studio) would otherwise spend again on the same pixels. Kept in memory and in the studio's cache folder,
-keyed by the arguments and the painters' own source, so a change to a painter paints afresh."""
+"""Demo paintings, painted once per machine: ~14 s of CPU (the demo on a 2-core EPYC) that every new workspace (each
+first start, each visitor of a shared studio) would otherwise spend again on the same pixels. Kept in memory and in the
+studio's cache folder, keyed by the arguments and the painters' own source, so a change to a painter paints afresh."""
 
 from __future__ import annotations
 
