@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Callable
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from studio.data import limits
 from studio.data.dataset import create_demo_dataset
 from studio.errors import UserError
 from studio.jobs import JobManager
 from studio.ui import blend_tab, dataset_tab, generate_tab, train_tab
+from studio.ui.early_head import EarlyHead
 from studio.ui.session import PRIVATE, Sessions, private_dir
 from studio.workspace import USERS, Workspace
 
@@ -65,6 +67,7 @@ def launch(demo: gr.Blocks, ws: Workspace, *, host: str, port: int, share: bool,
     demo.launch(
         server_name=host, server_port=port, share=share, allowed_paths=served_paths(ws, multi_user),
         blocked_paths=blocked_paths(ws), max_file_size=MAX_UPLOAD, css_paths=[ASSETS / "studio.css"], theme=gr.themes.Soft(),
+        app_kwargs={"middleware": [Middleware(EarlyHead, html=ASSETS / "early_head.html")]},
     )
 
 
