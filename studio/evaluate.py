@@ -10,7 +10,10 @@ prompt score and the base model's on the same prompt. Reports are JSON-able dict
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -117,8 +120,26 @@ def train_judge(sampler, images: torch.Tensor, labels: torch.Tensor, classes: li
     keep = [classes.index(c) for c in sampler.classes]
     mask = torch.isin(labels, torch.tensor(keep))
     remap = {c: i for i, c in enumerate(keep)}
-    return train_classifier(images[mask], torch.tensor([remap[int(lb)] for lb in labels[mask]]), len(keep),
-                            seed=seed, device=device, precision=precision)
+    x, y = images[mask], torch.tensor([remap[int(lb)] for lb in labels[mask]])
+    digest = hashlib.sha256(x.cpu().contiguous().numpy().tobytes())
+    digest.update(y.numpy().tobytes() + repr((len(keep), seed, str(device), precision)).encode())
+    key = digest.hexdigest()
+    with _judges_lock:
+        if key in _judges:
+            _judges.move_to_end(key)
+            return _judges[key]
+    judge = train_classifier(x, y, len(keep), seed=seed, device=device, precision=precision)
+    with _judges_lock:
+        _judges[key] = judge
+        while len(_judges) > 4:
+            _judges.popitem(last=False)
+    return judge
+
+
+# The last judges trained, by what they learnt from: the same judge again (Evaluate, then "Over the saved
+# checkpoints", or Evaluate with more samples) is the same seeded training, 12-16 s on 2 CPU threads. Only read.
+_judges: OrderedDict[str, Classifier] = OrderedDict()
+_judges_lock = threading.Lock()
 
 
 def judge_features(judge: Classifier, dataset: str, device: str | torch.device = "cpu"):

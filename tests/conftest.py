@@ -154,3 +154,4 @@ def quick_judge(monkeypatch):
 
     monkeypatch.setattr(metrics, "train_classifier", quick)
     monkeypatch.setattr(evaluate, "train_classifier", quick)
+    monkeypatch.setattr(evaluate, "_judges", type(evaluate._judges)())  # its quick judges are forgotten after it

@@ -127,6 +127,25 @@ def test_classifier_is_deterministic_for_a_seed(demo):
     assert wide.embed(real).shape == (len(real), 32 + 64 + 128) and wide.heldout_accuracy is not None
 
 
+def test_the_same_judge_is_trained_once_and_any_change_trains_another(demo, monkeypatch):
+    """Evaluate, then "Over the saved checkpoints": one judge, not two trainings of 12-16 s."""
+    from collections import OrderedDict
+
+    from studio import evaluate as ev
+
+    trained = []
+    monkeypatch.setattr(ev, "_judges", OrderedDict())
+    monkeypatch.setattr(ev, "train_classifier", lambda x, y, n, **kw: trained.append((len(x), n, kw["seed"])) or object())
+    real, labels, _, _ = demo
+    classes, every = list(DEMO_CLASSES), NoiseSampler()
+    judge = ev.train_judge(every, real, labels, classes, seed=0)
+    assert ev.train_judge(every, real.clone(), labels.clone(), classes, seed=0) is judge and len(trained) == 1
+    ev.train_judge(every, real, labels, classes, seed=1)
+    ev.train_judge(every, real.flip(-1), labels, classes, seed=0)
+    ev.train_judge(PoolSampler({c: real[:1] for c in classes[:2]}), real, labels, classes, seed=0)
+    assert trained == [(60, 3, 0), (60, 3, 1), (60, 3, 0), (40, 2, 0)]
+
+
 def test_one_class_needs_no_judge_and_missing_classes_are_refused(demo):
     real, labels, pools, _ = demo
     r = evaluate_sampler(PoolSampler({"geometric": pools["geometric"]}), real, labels, list(DEMO_CLASSES), n=10)
