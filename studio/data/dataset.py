@@ -24,7 +24,7 @@ from PIL import Image
 from studio.data import limits
 from studio.data.decode import (
     CROP_MODES, DEFAULT_MIN_SIDE, PATCH_LAYOUTS, Rejected, decode_image, hamming, load_rgb, open_image,
-    perceptual_hash, plan_crops, render_crop,
+    perceptual_hash, plan_crops, png_bytes, render_crop,
 )
 from studio.data.sources import Source, iter_payloads, size_text
 from studio.errors import UserError
@@ -285,10 +285,7 @@ class Dataset:
     def add_image(self, img: Image.Image, source: str, label: str, png: bytes | None = None) -> list[dict]:
         """Add an in-memory RGB image (e.g. generated demo art); stored as PNG like any original. `png`, when given, is
         `img` as PIL saves a PNG (the painting cache's file), so it is not encoded again."""
-        if png is None:
-            buf = io.BytesIO()
-            img.save(buf, format="PNG")
-            png = buf.getvalue()
+        png = png_bytes(img) if png is None else png
         return self._add(img, png, source, hashlib.sha256(png).hexdigest(), perceptual_hash(img), validate_label(label),
                          data_is_img_png=True)
 

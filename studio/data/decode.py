@@ -144,6 +144,13 @@ def _square(width: int, height: int, side: int, x: int, y: int, patch: int | Non
     return Crop((x, y, x + side, y + side), patch)
 
 
+def png_bytes(img: Image.Image) -> bytes:
+    """`img` as PIL saves a PNG by default: the same pixels give the same bytes, so the same sha256 (an image's id)."""
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def render_crop(img: Image.Image, crop: Crop, size: int) -> Image.Image:
     """Cut `crop` from `img` and return it as a size×size RGB image (letterboxed when the box is not square)."""
     region = img.crop(crop.box)

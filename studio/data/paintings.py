@@ -16,6 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from studio.data import demo, families
+from studio.data.decode import png_bytes
 from studio.workspace import cache_root
 
 # (label, file name, image, png): what families.family_images yields, and the image as PIL saves a PNG (the cache's
@@ -33,17 +34,11 @@ def painted(family: str, per_class: int, seed: int, size: int, split: str | None
         return _read(folder)
     except (OSError, ValueError, TypeError):  # not there yet, or damaged: paint (and replace it)
         shutil.rmtree(folder, ignore_errors=True)
-    images = tuple((label, name, img, _png(img))
+    images = tuple((label, name, img, png_bytes(img))
                    for label, name, img in families.family_images(family, per_class=per_class, seed=seed, size=size,
                                                                   split=split))
     _write(folder, images)
     return images
-
-
-def _png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @functools.cache
