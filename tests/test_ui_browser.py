@@ -43,6 +43,13 @@ def app_url(tmp_path_factory):
         yield url, workspace, proc.pid
 
 
+FRAME_COUNTER = """(() => {  // before any script of the page: counts the frames the page asks the browser to draw
+    const request = window.requestAnimationFrame.bind(window);
+    window.__frames_asked = 0;
+    window.requestAnimationFrame = (callback) => { window.__frames_asked++; return request(callback); };
+})();"""
+
+
 @pytest.fixture(scope="module")
 def studio_page(app_url):
     from playwright.sync_api import expect, sync_playwright
@@ -91,13 +98,6 @@ def _upload_files(tmp_path: Path) -> list[Path]:
     bad = tmp_path / "not_a_picture.png"
     bad.write_text("this is text, not pixels")
     return [*files, bad]
-
-
-FRAME_COUNTER = """(() => {  // before any script of the page: counts the frames the page asks the browser to draw
-    const request = window.requestAnimationFrame.bind(window);
-    window.__frames_asked = 0;
-    window.requestAnimationFrame = (callback) => { window.__frames_asked++; return request(callback); };
-})();"""
 
 
 def test_tabs_exist_and_the_page_says_where_to_start(studio_page):
