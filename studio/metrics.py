@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from studio.data.augment import diff_augment
-from studio.devices import autocast, resolve_precision
+from studio.devices import Adam, autocast, resolve_precision
 from studio.errors import UserError
 from studio.quality import mean_pairwise_distance
 
@@ -174,7 +174,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, n_classes: int,
     x = model.resize(images[train_idx].to(device).float())  # resize once, then augment at the working size
     y = labels[train_idx].to(device)
     g = torch.Generator().manual_seed(seed + 1)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
     model.train()
     for _ in range(steps):

@@ -20,7 +20,7 @@ from torch import nn
 
 from studio.data.augment import diff_augment, parse_policy
 from studio import distributed
-from studio.devices import PRECISIONS, adam, autocast, resolve_precision
+from studio.devices import PRECISIONS, Adam, adam, autocast, resolve_precision
 from studio.errors import UserError
 from studio.methods import Method, class_indices, slerp
 from studio.models import CGAN_ARCHITECTURES, cgan_architecture
@@ -347,7 +347,7 @@ class CGANTrainer:
         if cfg.anchors > 0:
             self.anchors = nn.Embedding.from_pretrained(torch.randn(
                 len(images), arch.z_dim, generator=torch.Generator().manual_seed(cfg.seed + 11)), freeze=False).to(self.device)
-            self.opt_anchors = torch.optim.Adam(self.anchors.parameters(), lr=ANCHOR_LR, betas=(cfg.beta1, 0.999))
+            self.opt_anchors = Adam(self.anchors.parameters(), lr=ANCHOR_LR, betas=(cfg.beta1, 0.999))
         self.policy = parse_policy(cfg.augment)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         # Several processes (studio.distributed): `gen` stays identical in all of them, so they draw the same global
