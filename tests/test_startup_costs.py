@@ -1,0 +1,64 @@
+"""What every process the studio starts no longer spends: torch._dynamo in a training process (2.3 s), gradio's
+stub writer in the app (2.6-3.6 s). Each in a fresh process: a pytest worker may have imported either already."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+ADAM = r"""
+import sys
+import torch
+from studio.devices import Adam
+
+def train(cls, fused):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 1, 3))
+    opt = cls(net.parameters(), lr=1e-2, betas=(0.0, 0.99), fused=fused)
+    for step in range(6):
+        if step == 3:  # a Continue: the state saved and loaded half way
+            state = opt.state_dict()
+            opt = cls(net.parameters(), lr=1e-2, betas=(0.0, 0.99), fused=fused)
+            opt.load_state_dict(state)
+        opt.zero_grad(set_to_none=True)
+        net(torch.randn(2, 3, 8, 8)).square().mean().backward()
+        opt.step()
+    return [p.detach().clone() for p in net.parameters()], opt.state_dict()
+
+ours = {fused: train(Adam, fused) for fused in (None, True)}
+assert "torch._dynamo" not in sys.modules, "studio.devices.Adam imported torch._dynamo"
+for fused, (params, state) in ours.items():
+    want_params, want_state = train(torch.optim.Adam, fused)
+    assert all(torch.equal(a, b) for a, b in zip(params, want_params)), fused
+    assert state["param_groups"] == want_state["param_groups"]
+    for i, s in want_state["state"].items():
+        assert all(torch.equal(s[k], state["state"][i][k]) for k in s), (fused, i)
+assert "torch._dynamo" in sys.modules  # the check above can fail: torch's own Adam does import it
+print("ok")
+"""
+
+
+def test_adam_gives_torchs_weights_and_state_without_importing_dynamo():
+    out = subprocess.run([sys.executable, "-c", ADAM], capture_output=True, text=True, timeout=120,
+                         env={"OMP_NUM_THREADS": "1", "PATH": ""})
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+GRADIO = r"""
+import studio.ui
+import gradio as gr
+import gradio.component_meta
+
+assert gradio.component_meta.create_or_modify_pyi.__qualname__.startswith("_NoStubWriting."), "gradio writes its stubs"
+with gr.Blocks() as demo:  # components still build, with their events
+    box = gr.Textbox()
+    box.submit(lambda s: s, box, box)
+assert demo.config["components"]
+print("ok")
+"""
+
+
+def test_gradio_imported_through_the_ui_package_writes_no_stubs():
+    out = subprocess.run([sys.executable, "-c", GRADIO], capture_output=True, text=True, timeout=120,
+                         env={"OMP_NUM_THREADS": "1", "PATH": "", "GRADIO_ANALYTICS_ENABLED": "False"})
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
