@@ -63,3 +63,26 @@ def test_a_damaged_cache_is_painted_again_and_other_arguments_are_other_painting
     with pytest.raises(FamilyError):
         paintings.painted("../../no-such-family", 1, 0, 64, None)
     assert len(list(cache.iterdir())) == 2 and [p.name for p in cache.parent.iterdir()] == ["paintings"]  # nothing outside
+
+
+@pytest.mark.parametrize("helper", [None, "/bin/false", "/no/such/python"])
+def test_paintings_shared_among_helpers_are_the_same_files_and_a_failed_helper_loses_nothing(cache, monkeypatch, helper):
+    """Painted on three cores (two helper processes); a helper that dies at once or cannot start leaves its share to
+    the app, which paints it: the same images either way."""
+    import torch
+
+    from studio import devices
+    from studio.data.decode import png_bytes
+
+    monkeypatch.setattr(devices, "available_cores", lambda *a, **k: 3)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 3)
+    if helper:
+        monkeypatch.setattr(paintings.sys, "executable", helper)
+    here, paint = [], paintings._paint_png
+    monkeypatch.setattr(paintings, "_paint_png", lambda job: here.append(job) or paint(job))
+    images = paintings.painted("ornaments", 2, 5, 48, None)
+    assert len(here) == (len(images) if helper else len(images) // 3)  # the helpers painted the rest
+    fresh = list(family_images("ornaments", per_class=2, seed=5, size=48))
+    assert [(label, name) for label, name, *_ in images] == [(label, name) for label, name, _ in fresh]
+    assert [png for *_, png in images] == [png_bytes(img) for _, _, img in fresh]
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for (_, _, a, _), (_, _, b) in zip(images, fresh))

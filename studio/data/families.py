@@ -98,6 +98,12 @@ def family_images(
     halves take different indices of one stream, and grow without changing the images already drawn. Names
     carry the index, e.g. ``sunset_004.png``, so the halves' names are disjoint too.
     """
+    for label, name, image_seed in family_plan(family, per_class, seed, split):
+        yield label, name, render_family_image(family, label, image_seed, size)
+
+
+def family_plan(family: str, per_class: int, seed: int = 0, split: str | None = None) -> list[tuple[str, str, int]]:
+    """``(label, name, image seed)`` of each image `family_images` paints, in its order, painting nothing."""
     classes = family_classes(family)
     if per_class < 0:
         raise FamilyError(f"per_class must be non-negative, got {per_class}.")
@@ -106,10 +112,7 @@ def family_images(
     first, stride = (0, 1) if split is None else (SPLITS.index(split), 2)
     indices = range(first, first + stride * per_class, stride)
     digits = max(3, len(str(first + stride * (per_class - 1))))
-    for label in classes:
-        for index in indices:
-            image = render_family_image(family, label, _image_seed(seed, index), size)
-            yield label, f"{label}_{index:0{digits}d}.png", image
+    return [(label, f"{label}_{index:0{digits}d}.png", _image_seed(seed, index)) for label in classes for index in indices]
 
 
 def family_classes(family: str) -> tuple[str, ...]:
