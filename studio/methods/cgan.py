@@ -11,8 +11,12 @@ parent run, the transferred G layers can stay frozen for the first N steps, labe
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
+import sys
+import types
 from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -551,11 +555,9 @@ class CGANTrainer:
         the nearest image, it never sends two samples of a step to one image, so it does not draw a class together.
         With `shift`, each sample's target is the circular shift of its pair, up to `shift` pixels each way, nearest
         to it."""
-        from scipy.optimize import linear_sum_assignment  # a dependency of ours already (pytorch-pretrained-biggan's)
-
         cost = torch.cdist(fake.detach().flatten(1), real.flatten(1), p=1)  # the pairing is chosen, not learnt
         cost[y_fake[:, None] != y_real[None, :]] = MATCH_MISMATCH
-        rows, cols = (torch.as_tensor(i, device=fake.device) for i in linear_sum_assignment(cost.cpu().numpy()))
+        rows, cols = (torch.as_tensor(i, device=fake.device) for i in _linear_sum_assignment()(cost.cpu().numpy()))
         same = y_fake[rows] == y_real[cols]
         if not same.any():  # no sample has a real image of its class in this batch
             return fake.sum() * 0
@@ -667,6 +669,29 @@ def preset_for_data(ds, given: dict[str, Any]) -> tuple[str, str] | None:
                                  f"classes faded in by step {FINE_PATTERNS['cond_end']} (matching then forgives a "
                                  f"lattice's phase by {FINE_PATTERNS['match_shift']} px), and samples drawn at truncation "
                                  f"{FINE_PATTERNS['truncation']:g}.")
+
+
+_LSAP = "_studio_scipy_optimize"  # scipy.optimize's folder under a name of our own: its __init__ never runs
+
+
+def _linear_sum_assignment():
+    """scipy.optimize.linear_sum_assignment (scipy is a dependency of ours already: pytorch-pretrained-biggan's). It is
+    a compiled module of its own, `_lsap`, loaded here without the package, whose __init__ (0.8 s of each cGAN job's
+    start on a 2-core EPYC, most of it parsing scipy.special's docstrings) it needs nothing of. Once scipy.optimize is
+    loaded, or where the file is not where scipy keeps it, the package's own."""
+    if "scipy.optimize" not in sys.modules:
+        try:
+            if _LSAP not in sys.modules:
+                scipy = importlib.util.find_spec("scipy")
+                package = types.ModuleType(_LSAP)
+                package.__path__ = [str(Path(scipy.origin).parent / "optimize")]
+                sys.modules[_LSAP] = package
+            return importlib.import_module(f"{_LSAP}._lsap").linear_sum_assignment
+        except (ImportError, AttributeError, TypeError):
+            pass
+    from scipy.optimize import linear_sum_assignment
+
+    return linear_sum_assignment
 
 
 def _nearest_shift(fake: torch.Tensor, real: torch.Tensor, shift: int) -> torch.Tensor:
