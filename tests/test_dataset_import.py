@@ -887,3 +887,25 @@ def test_a_damaged_manifest_marks_one_dataset_and_the_cli_keeps_working(capsys, 
         assert rc == 2 and out == "" and err.count("\n") == 1 and "Traceback" not in err
         assert err.startswith("error: The dataset.json of dataset 'bad' is damaged (") and why in err
     assert cli(capsys, *argv, "show", "good")[0] == 0
+
+
+def test_load_tensors_decodes_once_per_version_of_the_dataset_and_each_caller_gets_its_own(workspace, make_image, monkeypatch):
+    """A job reads its images twice (the preset's look at their detail, then training, both at 32 px): the second
+    read is the first's copy, and any change to the dataset reads the files again."""
+    ds = Dataset.open_or_create(workspace, "kept")
+    ds.import_paths([make_image(f"in/{c}{i}.png") for c in "ab" for i in range(2)], labels_from_folders=False)
+    ds.relabel([img["id"] for img in ds.images[:2]], "a")
+    ds.relabel([img["id"] for img in ds.images[2:]], "b")
+    opened, real_open = [], Image.open
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(a[0]) or real_open(*a, **k))
+    first, labels, classes = ds.load_tensors(32)
+    assert len(opened) == 4
+    first.mul_(0)  # the caller's own copy: the next caller still gets the images
+    again, labels_again, _ = Dataset.open(workspace, "kept").load_tensors(32)
+    assert len(opened) == 4 and again.abs().sum() > 0 and labels_again.tolist() == labels.tolist() == [0, 0, 1, 1]
+    assert not again.data_ptr() == first.data_ptr()
+    ds.relabel([ds.images[0]["id"]], "b")  # another version of the dataset: read again
+    _, relabelled, _ = ds.load_tensors(32)
+    assert len(opened) == 8 and relabelled.tolist() == [1, 0, 1, 1]
+    ds.load_tensors(16)  # another size: read again
+    assert len(opened) == 12

@@ -214,16 +214,23 @@ class Dataset:
 
         if not self.images:
             raise UserError(f"Dataset {self.name!r} is empty: import images into it first.")
-        classes = sorted(self.counts())
-        arrays = []
-        for img in self.images:
-            pic = Image.open(self.image_path(img)).convert("RGB")
-            if pic.size != (resolution, resolution):
-                pic = pic.resize((resolution, resolution), Image.Resampling.LANCZOS)
-            arrays.append(np.asarray(pic))
-        images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-        labels = torch.tensor([classes.index(img["label"]) for img in self.images], dtype=torch.long)
-        return images, labels, classes
+        global _last_loaded
+        key, last = (str(self.path), self.fingerprint(), resolution), _last_loaded  # read once: other threads set it
+        if last is None or last[0] != key:
+            classes = sorted(self.counts())
+            arrays = []
+            for img in self.images:
+                pic = Image.open(self.image_path(img)).convert("RGB")
+                if pic.size != (resolution, resolution):
+                    pic = pic.resize((resolution, resolution), Image.Resampling.LANCZOS)
+                arrays.append(np.asarray(pic))
+            images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+            labels = torch.tensor([classes.index(img["label"]) for img in self.images], dtype=torch.long)
+            if images.numel() * images.element_size() > KEEP_LOADED_BYTES:
+                return images, labels, classes
+            last = _last_loaded = key, (images, labels, classes)
+        images, labels, classes = last[1]
+        return images.clone(), labels.clone(), list(classes)  # the caller's own: the kept copy stays as loaded
 
     def save(self) -> None:
         self.manifest["updated"] = time.time()
@@ -417,6 +424,11 @@ class Dataset:
         tmp.replace(out)
         return out
 
+
+# The last load_tensors result, when small: a job decodes its images for the preset's look at their detail (32 px) and
+# again to train at 32 px, 0.45 s each on a 2-core EPYC; an Evaluate after another on the same dataset, the same.
+KEEP_LOADED_BYTES = 64 << 20
+_last_loaded = None
 
 _KINDS = {str: "text", int: "a whole number", dict: "an object", list: "a list"}
 _ENTRY_TEXT = ("id", "label", "source", "sha256", "phash", "file", "original")
