@@ -903,7 +903,7 @@ def test_load_tensors_decodes_once_per_version_of_the_dataset_and_each_caller_ge
     first.mul_(0)  # the caller's own copy: the next caller still gets the images
     again, labels_again, _ = Dataset.open(workspace, "kept").load_tensors(32)
     assert len(opened) == 4 and again.abs().sum() > 0 and labels_again.tolist() == labels.tolist() == [0, 0, 1, 1]
-    assert not again.data_ptr() == first.data_ptr()
+    assert again.data_ptr() != first.data_ptr()
     ds.relabel([ds.images[0]["id"]], "b")  # another version of the dataset: read again
     _, relabelled, _ = ds.load_tensors(32)
     assert len(opened) == 8 and relabelled.tolist() == [1, 0, 1, 1]

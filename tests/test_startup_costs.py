@@ -7,6 +7,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
+
+def fresh_process(script: str) -> None:
+    """Run `script` in a new interpreter (one thread); it prints "ok" when its checks pass."""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         env={"OMP_NUM_THREADS": "1", "PATH": "", "GRADIO_ANALYTICS_ENABLED": "False"})
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
 ADAM = r"""
 import sys
 import torch
@@ -40,9 +48,7 @@ print("ok")
 
 
 def test_adam_gives_torchs_weights_and_state_without_importing_dynamo():
-    out = subprocess.run([sys.executable, "-c", ADAM], capture_output=True, text=True, timeout=120,
-                         env={"OMP_NUM_THREADS": "1", "PATH": ""})
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    fresh_process(ADAM)
 
 
 GRADIO = r"""
@@ -60,9 +66,7 @@ print("ok")
 
 
 def test_gradio_imported_through_the_ui_package_writes_no_stubs():
-    out = subprocess.run([sys.executable, "-c", GRADIO], capture_output=True, text=True, timeout=120,
-                         env={"OMP_NUM_THREADS": "1", "PATH": "", "GRADIO_ANALYTICS_ENABLED": "False"})
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    fresh_process(GRADIO)
 
 
 LSAP = r"""
@@ -85,6 +89,4 @@ print("ok")
 
 
 def test_matching_pairs_as_scipy_does_without_importing_scipy_optimize():
-    out = subprocess.run([sys.executable, "-c", LSAP], capture_output=True, text=True, timeout=120,
-                         env={"OMP_NUM_THREADS": "1", "PATH": ""})
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+    fresh_process(LSAP)
