@@ -33,9 +33,8 @@ from conftest import running_app  # noqa: E402  (the browser tests' way to start
 
 def app_start(cache: Path) -> float:
     with tempfile.TemporaryDirectory() as d:
-        os.environ["STUDIO_CACHE"] = str(cache)
         started = time.perf_counter()
-        with running_app(Path(d) / "ws"):
+        with running_app(Path(d) / "ws", env={"STUDIO_CACHE": str(cache)}):
             return time.perf_counter() - started
 
 

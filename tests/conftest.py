@@ -94,10 +94,11 @@ def pytest_configure(config):
     each (13 s)."""
     if hasattr(config, "workerinput") or not config.getoption("numprocesses", None):
         return
-    from studio.data import paintings
+    from studio.data.dataset import create_demo_dataset
 
     os.environ[RUN_CACHE] = os.environ["STUDIO_CACHE"] = tempfile.mkdtemp(prefix="studio-cache-")
-    paintings.painted("demo", 40, 0, 256, None)  # what a new workspace's demo dataset is made of
+    with tempfile.TemporaryDirectory() as scratch:  # a new workspace's demo, with whatever it is made of
+        create_demo_dataset(Workspace.resolve(scratch), "demo")
 
 
 def pytest_unconfigure(config):
